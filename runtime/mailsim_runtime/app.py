@@ -1,0 +1,133 @@
+"""The :class:`App`: one mail application — its router, state store, relay, views and
+settings — and :func:`current_app`, through which handlers reach it.
+
+The current app is a context variable bound for each delivery, so two apps (a
+server and a simulated world, or two worlds) can run the same handler modules side
+by side in one process without sharing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from mailsim_runtime.clock import Clock, SystemClock
+from mailsim_runtime.mail import MailRequest
+from mailsim_runtime.relay import Outbox, Relay, RetryPolicy
+from mailsim_runtime.routing import Delivery, Router, Sink
+from mailsim_runtime.state import MemoryStateStore, StateStore
+from mailsim_runtime.transport import FunctionTransport, Transport
+
+if TYPE_CHECKING:
+    from mailsim_runtime.view import Views
+
+__all__ = ["App", "NoCurrentApp", "current_app"]
+
+_current: ContextVar[App] = ContextVar("mailsim_current_app")
+
+
+class NoCurrentApp(RuntimeError):
+    """:func:`current_app` was called outside a delivery (and outside ``app.bound()``)."""
+
+
+def current_app() -> App:
+    """The app delivering the message being handled right now."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise NoCurrentApp(
+            "no mailsim app is bound here: current_app() works inside a handler, "
+            "or inside `with app.bound():`"
+        ) from None
+
+
+class App:
+    """A mail application: everything a handler needs, in one object.
+
+    Only *handlers* is required; every other part has a development default (an
+    in-memory state store, a transport that only records, the system clock).
+    """
+
+    def __init__(
+        self,
+        handlers: Sequence[str | ModuleType] = (),
+        *,
+        hostname: str = "localhost",
+        states: StateStore | None = None,
+        transport: Transport | None = None,
+        templates: str | Path | Sequence[str | Path] | None = None,
+        router_defaults: Mapping[str, str] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+        undeliverable: Sink | None = None,
+        outbox: Outbox | None = None,
+        retry: RetryPolicy | None = None,
+        new_message_id: Any = None,
+        queues: Mapping[str, Any] | None = None,
+        spam: Any = None,
+        confirmations: Any = None,
+    ) -> None:
+        self.hostname = hostname
+        self.clock: Clock = clock or SystemClock()
+        self.states: StateStore = states if states is not None else MemoryStateStore(self.clock)
+        self.router = Router(self.states, defaults=router_defaults, undeliverable=undeliverable)
+        self.relay = Relay(
+            transport if transport is not None else FunctionTransport(),
+            hostname=hostname,
+            clock=self.clock,
+            outbox=outbox,
+            retry=retry,
+            new_message_id=new_message_id,
+        )
+        self.settings: dict[str, Any] = dict(settings or {})
+        self.queues: dict[str, Any] = dict(queues or {})
+        self.spam = spam
+        self.confirmations = confirmations
+        self._templates = templates
+        self._views: Views | None = None
+        if handlers:
+            self.router.load(*handlers)
+
+    def __repr__(self) -> str:
+        return f"<App {self.hostname} handlers={self.router.modules}>"
+
+    @property
+    def views(self) -> Views:
+        """The app's templates (an error names the missing setting when there are none)."""
+        if self._views is None:
+            if self._templates is None:
+                raise RuntimeError(
+                    "this app has no templates folder: pass App(templates=...) "
+                    "or set [app] templates in mailsim.toml"
+                )
+            from mailsim_runtime.view import Views
+
+            folders = (
+                [self._templates]
+                if isinstance(self._templates, str | Path)
+                else list(self._templates)
+            )
+            self._views = Views(folders)
+        return self._views
+
+    @contextmanager
+    def bound(self) -> Iterator[App]:
+        """Make this the current app for the block."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
+    def deliver(self, message: MailRequest) -> Delivery:
+        """Route *message* to its recipient's handlers with this app current."""
+        with self.bound():
+            return self.router.deliver(message)
+
+    def accepts(self, address: str) -> bool:
+        """Whether a route takes *address*: what the receiver asks at RCPT."""
+        return self.router.accepts(address)

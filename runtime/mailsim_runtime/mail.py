@@ -1,0 +1,326 @@
+"""Messages in and out: :class:`MailRequest` (what a handler receives) and
+:class:`MailResponse` (what a handler sends).
+
+Both sit on the standard library's :class:`email.message.EmailMessage` with
+``policy.default``; nothing here writes MIME or RFC 2047 by hand.
+"""
+
+from __future__ import annotations
+
+import email.policy
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailsim_runtime.bounce import BounceReport
+
+__all__ = [
+    "Attachment",
+    "HeaderInjectionError",
+    "MailRequest",
+    "MailResponse",
+    "check_header_value",
+    "format_address",
+]
+
+_PARSER = BytesParser(policy=email.policy.default)
+# SMTP policy: CRLF line ends, lines folded at 78, headers still policy.default's objects.
+_WIRE_POLICY = email.policy.SMTP
+
+
+class HeaderInjectionError(ValueError):
+    """A header value contained a CR or LF: it would have started a new header."""
+
+
+def check_header_value(name: str, value: str) -> str:
+    """Return *value* unchanged, or raise :class:`HeaderInjectionError` if it holds CR or LF."""
+    if "\r" in value or "\n" in value:
+        raise HeaderInjectionError(
+            f"refusing header {name}: its value contains a line break ({value!r}); "
+            "a value built from user data must not start a new header"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached (or inline, named) part of a message."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+    disposition: str = "attachment"
+
+
+def _part_to_attachment(part: Message) -> Attachment:
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    return Attachment(
+        filename=part.get_filename(),
+        content_type=part.get_content_type(),
+        data=data,
+        disposition=part.get_content_disposition() or "inline",
+    )
+
+
+def _decoded_text(part: Message) -> str:
+    if isinstance(part, EmailMessage):
+        try:
+            content = part.get_content()
+        except (LookupError, UnicodeDecodeError, AssertionError):
+            # Unknown or lying charset: fall back to bytes decoded leniently.
+            content = None
+        if isinstance(content, str):
+            return content
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return str(part.get_payload())
+
+
+class MailRequest:
+    """A message as delivered to one recipient.
+
+    ``sender`` is the envelope reverse-path (``""`` for a bounce's null sender),
+    ``recipient`` the envelope recipient this delivery is for, ``peer`` the client
+    that handed it over. ``original`` keeps the bytes exactly as received. The
+    message is parsed only when something asks for it: headers alone on first header
+    access, the whole message when a body, part or attachment is wanted.
+    """
+
+    __slots__ = ("__dict__", "original", "peer", "recipient", "sender")
+
+    def __init__(
+        self,
+        peer: str | None,
+        sender: str,
+        recipient: str,
+        original: bytes,
+    ) -> None:
+        self.peer = peer
+        self.sender = sender
+        self.recipient = recipient
+        self.original = original
+
+    def __repr__(self) -> str:
+        return f"<MailRequest from={self.sender!r} to={self.recipient!r} {len(self.original)} bytes>"
+
+    @cached_property
+    def _headers(self) -> EmailMessage:
+        if "msg" in self.__dict__:
+            return self.__dict__["msg"]  # type: ignore[no-any-return]
+        parsed = _PARSER.parsebytes(self.original, headersonly=True)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @cached_property
+    def msg(self) -> EmailMessage:
+        """The whole parsed message (``policy.default``)."""
+        parsed = _PARSER.parsebytes(self.original)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    # Header access ------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> str | None:
+        value = self._headers[name]
+        return None if value is None else str(value)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self[name]
+        return default if value is None else value
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of a (possibly repeated) header, in message order."""
+        return [str(v) for v in self._headers.get_all(name, [])]
+
+    def keys(self) -> list[str]:
+        return list(self._headers.keys())
+
+    @property
+    def message_id(self) -> str | None:
+        return self["Message-ID"]
+
+    @property
+    def from_addresses(self) -> list[str]:
+        """Addresses in the From header (the author, not the envelope sender)."""
+        return [addr for _, addr in getaddresses(self.get_all("From")) if addr]
+
+    # Content ------------------------------------------------------------------
+
+    def body(self) -> str | None:
+        """The best text body, decoded: text/plain preferred, else text/html."""
+        part = self.msg.get_body(preferencelist=("plain", "html"))
+        if part is None:
+            if self.msg.get_content_maintype() == "text":
+                return _decoded_text(self.msg)
+            return None
+        return _decoded_text(part)
+
+    def html(self) -> str | None:
+        part = self.msg.get_body(preferencelist=("html",))
+        return None if part is None else _decoded_text(part)
+
+    def walk(self) -> Iterator[Message]:
+        """Every part of the message, depth first, the message itself included."""
+        return self.msg.walk()
+
+    def attachments(self) -> list[Attachment]:
+        return [_part_to_attachment(part) for part in self.msg.iter_attachments()]
+
+    def is_bounce(self, threshold: float = 0.3) -> bool:
+        """Whether this message looks like a delivery status notification."""
+        from mailsim_runtime.bounce import bounce_score
+
+        return bounce_score(self) >= threshold
+
+    @cached_property
+    def bounce(self) -> BounceReport | None:
+        """What this message reports as undeliverable, if it is a bounce."""
+        from mailsim_runtime.bounce import analyze
+
+        return analyze(self)
+
+
+class MailResponse:
+    """A message to send, built from plain values.
+
+    ``response["X"] = v`` replaces header X; :meth:`add_header` appends another X.
+    ``as_bytes()`` gives the wire form with CRLF line ends.
+    """
+
+    def __init__(
+        self,
+        to: str | Iterable[str] | None = None,
+        from_: str | None = None,
+        subject: str | None = None,
+        body: str | None = None,
+        html: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        attachments: Iterable[Attachment] = (),
+    ) -> None:
+        self.body = body
+        self.html = html
+        self.attachments: list[Attachment] = list(attachments)
+        self._headers: list[tuple[str, str]] = []
+        if to is not None:
+            self["To"] = to if isinstance(to, str) else ", ".join(to)
+        if from_ is not None:
+            self["From"] = from_
+        if subject is not None:
+            self["Subject"] = subject
+        for name, value in (headers or {}).items():
+            self[name] = value
+
+    def __repr__(self) -> str:
+        return f"<MailResponse to={self['To']!r} subject={self['Subject']!r}>"
+
+    # Headers ------------------------------------------------------------------
+
+    def __setitem__(self, name: str, value: str) -> None:
+        check_header_value(name, value)
+        del self[name]
+        self._headers.append((name, value))
+
+    def add_header(self, name: str, value: str) -> None:
+        """Append a header, keeping any earlier one of the same name."""
+        self._headers.append((name, check_header_value(name, value)))
+
+    def __getitem__(self, name: str) -> str | None:
+        for key, value in self._headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def __delitem__(self, name: str) -> None:
+        self._headers = [(k, v) for k, v in self._headers if k.lower() != name.lower()]
+
+    def __contains__(self, name: str) -> bool:
+        return self[name] is not None
+
+    def get_all(self, name: str) -> list[str]:
+        return [v for k, v in self._headers if k.lower() == name.lower()]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
+    def attach(
+        self,
+        data: bytes | str,
+        *,
+        filename: str | None = None,
+        content_type: str = "application/octet-stream",
+        disposition: str = "attachment",
+    ) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        self.attachments.append(Attachment(filename, content_type, raw, disposition))
+
+    # Envelope -----------------------------------------------------------------
+
+    @property
+    def recipients(self) -> list[str]:
+        """Envelope recipients: every address in To, Cc and Bcc."""
+        values = self.get_all("To") + self.get_all("Cc") + self.get_all("Bcc")
+        return [addr for _, addr in getaddresses(values) if addr]
+
+    @property
+    def sender_address(self) -> str:
+        """The bare address of the From header ('' when there is none)."""
+        found = [addr for _, addr in getaddresses(self.get_all("From")) if addr]
+        return found[0] if found else ""
+
+    # Rendering ----------------------------------------------------------------
+
+    def to_message(self) -> EmailMessage:
+        """Build the standard library message (Bcc is left out: it is envelope only)."""
+        msg = EmailMessage(policy=email.policy.default)
+        for name, value in self._headers:
+            if name.lower() != "bcc":
+                msg[name] = value
+        if self.body is not None:
+            msg.set_content(self.body)
+        if self.html is not None:
+            if self.body is None:
+                msg.set_content(self.html, subtype="html")
+            else:
+                msg.add_alternative(self.html, subtype="html")
+        if self.body is None and self.html is None and not self.attachments:
+            msg.set_content("")
+        for attachment in self.attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            if maintype == "text":
+                msg.add_attachment(
+                    attachment.data.decode("utf-8", errors="replace"),
+                    subtype=subtype or "plain",
+                    filename=attachment.filename,
+                    disposition=attachment.disposition,
+                )
+            else:
+                msg.add_attachment(
+                    attachment.data,
+                    maintype=maintype,
+                    subtype=subtype or "octet-stream",
+                    filename=attachment.filename,
+                    disposition=attachment.disposition,
+                )
+        return msg
+
+    def as_bytes(self) -> bytes:
+        """The message on the wire: CRLF line ends, long lines folded."""
+        return self.to_message().as_bytes(policy=_WIRE_POLICY)
+
+
+def format_address(display_name: str, address: str) -> str:
+    """``"Name <addr>"`` with the name quoted or encoded as the standard library sees fit."""
+    return str(Address(display_name=display_name, addr_spec=address))
+

@@ -13,7 +13,6 @@ from datetime import datetime
 from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 
@@ -37,6 +36,14 @@ def _fields(pairs: Sequence[tuple[str, str]]) -> Message:
         if value:
             block[name] = value
     return block
+
+
+def _text_part(text: str, subtype: str) -> EmailMessage:
+    # set_content picks 7bit for ASCII, so the report stays readable as plain text
+    part = EmailMessage(policy=email.policy.default)
+    part.set_content(text, subtype=subtype)
+    del part["MIME-Version"]
+    return part
 
 
 def _original_headers(original: bytes) -> str:
@@ -79,7 +86,7 @@ def build_dsn(
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id
     report["Auto-Submitted"] = "auto-replied"
-    report.attach(MIMEText("\n".join(human) + "\n", "plain", "utf-8"))
+    report.attach(_text_part("\n".join(human) + "\n", "plain"))
     status = MIMEBase("message", "delivery-status")
     blocks = [
         _fields(
@@ -104,8 +111,7 @@ def build_dsn(
         )
     status.set_payload(blocks)  # type: ignore[arg-type]
     report.attach(status)
-    headers = MIMEText(_original_headers(original), "rfc822-headers", "utf-8")
-    report.attach(headers)
+    report.attach(_text_part(_original_headers(original), "rfc822-headers"))
     parsed = email.message_from_bytes(report.as_bytes(), _class=EmailMessage, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed

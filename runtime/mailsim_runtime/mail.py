@@ -70,6 +70,12 @@ def _part_to_attachment(part: Message) -> Attachment:
 
 
 def _decoded_text(part: Message) -> str:
+    # Text comes off the wire with CRLF or LF depending on its transfer encoding;
+    # handlers always see LF.
+    return _decoded_raw_text(part).replace("\r\n", "\n")
+
+
+def _decoded_raw_text(part: Message) -> str:
     if isinstance(part, EmailMessage):
         try:
             content = part.get_content()
@@ -79,9 +85,12 @@ def _decoded_text(part: Message) -> str:
         if isinstance(content, str):
             return content
     payload = part.get_payload(decode=True)
-    if isinstance(payload, bytes):
+    if not isinstance(payload, bytes):
+        return str(part.get_payload())
+    try:
         return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-    return str(part.get_payload())
+    except LookupError:  # a charset Python does not know: keep the text, mark the damage
+        return payload.decode("utf-8", errors="replace")
 
 
 class MailRequest:
@@ -158,7 +167,7 @@ class MailRequest:
     # Content ------------------------------------------------------------------
 
     def body(self) -> str | None:
-        """The best text body, decoded: text/plain preferred, else text/html."""
+        """The best text body, decoded, with LF line ends: text/plain preferred, else text/html."""
         part = self.msg.get_body(preferencelist=("plain", "html"))
         if part is None:
             if self.msg.get_content_maintype() == "text":

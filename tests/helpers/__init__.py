@@ -1,0 +1,1 @@
+"""Small test doubles shared by the test modules."""

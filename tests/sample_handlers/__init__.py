@@ -1,0 +1,1 @@
+"""Handler modules the tests load into routers by name."""

@@ -8,13 +8,14 @@ by side in one process without sharing anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from mailsim_runtime.addresses import AddressRefused, canonical_address
 from mailsim_runtime.clock import Clock, SystemClock
 from mailsim_runtime.mail import MailRequest
 from mailsim_runtime.relay import Outbox, Relay, RetryPolicy
@@ -57,6 +58,7 @@ class App:
         handlers: Sequence[str | ModuleType] = (),
         *,
         hostname: str = "localhost",
+        domains: Sequence[str] = (),
         states: StateStore | None = None,
         transport: Transport | None = None,
         templates: str | Path | Sequence[str | Path] | None = None,
@@ -66,12 +68,13 @@ class App:
         undeliverable: Sink | None = None,
         outbox: Outbox | None = None,
         retry: RetryPolicy | None = None,
-        new_message_id: Any = None,
+        new_message_id: Callable[[], str] | None = None,
         queues: Mapping[str, Any] | None = None,
         spam: Any = None,
         confirmations: Any = None,
     ) -> None:
         self.hostname = hostname
+        self.domains = [d.lower() for d in (domains or [hostname])]
         self.clock: Clock = clock or SystemClock()
         self.states: StateStore = states if states is not None else MemoryStateStore(self.clock)
         self.router = Router(self.states, defaults=router_defaults, undeliverable=undeliverable)
@@ -129,5 +132,36 @@ class App:
             return self.router.deliver(message)
 
     def accepts(self, address: str) -> bool:
-        """Whether a route takes *address*: what the receiver asks at RCPT."""
-        return self.router.accepts(address)
+        """Whether to take mail for *address*: the receiver's question at RCPT.
+
+        Only addresses in the app's own domains are taken (the decision rests on the
+        recipient, never the sender: RFC 2505), and of those the ones a route takes,
+        plus ``postmaster`` (RFC 5321 §4.5.1).
+        """
+        try:
+            canonical = canonical_address(address)
+        except AddressRefused:
+            return False
+        local, _, domain = canonical.rpartition("@")
+        if domain not in self.domains:
+            return False
+        return local.lower() == "postmaster" or self.router.accepts(canonical)
+
+    def use(
+        self,
+        *,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        new_message_id: Callable[[], str] | None = None,
+    ) -> None:
+        """Swap the transport, the clock or the Message-ID maker of every part at once
+        (the simulated world puts its own in)."""
+        if transport is not None:
+            self.relay.transport = transport
+        if new_message_id is not None:
+            self.relay.new_message_id = new_message_id
+        if clock is not None:
+            self.clock = clock
+            for part in (self.relay, self.states, self.confirmations):
+                if part is not None and hasattr(part, "clock"):
+                    part.clock = clock

@@ -1,0 +1,1 @@
+"""Assertions about a conversation: matchers, expectations and the safety batteries."""

@@ -38,9 +38,14 @@ class HeaderInjectionError(ValueError):
     """A header value contained a CR or LF: it would have started a new header."""
 
 
+# Every character str.splitlines() breaks at; the email package refuses them all in
+# header values, so refuse them early with a message that names the header.
+_LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def check_header_value(name: str, value: str) -> str:
-    """Return *value* unchanged, or raise :class:`HeaderInjectionError` if it holds CR or LF."""
-    if "\r" in value or "\n" in value:
+    """Return *value* unchanged, or raise :class:`HeaderInjectionError` if it holds a line break."""
+    if not _LINE_BREAKS.isdisjoint(value):
         raise HeaderInjectionError(
             f"refusing header {name}: its value contains a line break ({value!r}); "
             "a value built from user data must not start a new header"

@@ -148,7 +148,9 @@ def test_attachments_are_encoded_by_the_standard_library() -> None:
     assert parsed.body() == "see attached\n"
 
 
-@pytest.mark.parametrize("value", ["x\r\nBcc: evil@example.org", "x\nBcc: y", "x\rBcc: y"])
+@pytest.mark.parametrize(
+    "value", ["x\r\nBcc: evil@example.org", "x\nBcc: y", "x\rBcc: y", "x\u2028Bcc: y", "x\x85y"]
+)
 def test_line_breaks_in_header_values_are_refused(value: str) -> None:
     with pytest.raises(HeaderInjectionError, match="Subject"):
         MailResponse(subject=value)

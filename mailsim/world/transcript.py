@@ -1,0 +1,151 @@
+"""Everything that crossed the world, in order: messages and state transitions.
+
+Rendered as a readable conversation log (:meth:`Transcript.log`) and as a Mermaid
+sequence diagram (:meth:`Transcript.mermaid`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["MessageEvent", "Transcript", "TransitionEvent"]
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """One message handed from one party to one recipient."""
+
+    time: datetime
+    sender: str  # envelope sender; '' for a bounce
+    recipient: str
+    from_header: str
+    subject: str
+    message_id: str
+    in_reply_to: str
+    source: str  # who handed it over: a person's address, "app" or a host name
+    destination: str  # "app", a person's address, or a host name
+    outcome: str  # "delivered", "refused 550 5.1.1 …", "deferred 451 …", …
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "delivered"
+
+
+@dataclass(frozen=True)
+class TransitionEvent:
+    """A state function ran for a conversation (stateful handlers only)."""
+
+    time: datetime
+    module: str
+    key: str
+    function: str
+    from_state: str
+    to_state: str
+    message_id: str
+    error: str = ""
+
+
+Event = MessageEvent | TransitionEvent
+
+
+def _participant(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "nobody"
+
+
+def _quote(text: str) -> str:
+    # Mermaid message text ends at a newline and treats ';' and '#' specially.
+    return text.replace("\n", " ").replace(";", ",").replace("#", "No.")
+
+
+class Transcript:
+    """The world's record, appended to as things happen."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.events: list[Event] = []
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+
+    @property
+    def messages(self) -> list[MessageEvent]:
+        return [e for e in self.events if isinstance(e, MessageEvent)]
+
+    @property
+    def transitions(self) -> list[TransitionEvent]:
+        return [e for e in self.events if isinstance(e, TransitionEvent)]
+
+    def states_visited(self) -> set[tuple[str, str]]:
+        """(module, state) pairs the conversations were in or moved to."""
+        seen: set[tuple[str, str]] = set()
+        for event in self.transitions:
+            seen.add((event.module, event.from_state))
+            seen.add((event.module, event.to_state))
+        return seen
+
+    def _clock(self, moment: datetime) -> str:
+        elapsed: timedelta = moment - self.start
+        days, rest = divmod(int(elapsed.total_seconds()), 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        prefix = f"+{days}d " if days else ""
+        return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+    def log(self) -> str:
+        """The conversation as text, one line per message or transition."""
+        lines: list[str] = []
+        for event in self.events:
+            stamp = self._clock(event.time)
+            if isinstance(event, MessageEvent):
+                sender = event.sender or "<>"
+                outcome = "" if event.delivered else f"  [{event.outcome}]"
+                lines.append(
+                    f"{stamp}  {sender} → {event.recipient}  {event.subject!r}"
+                    f"  {event.message_id}{outcome}"
+                )
+            else:
+                short = event.module.rsplit(".", 1)[-1]
+                failed = f"  !! {event.error}" if event.error else ""
+                lines.append(
+                    f"{stamp}      {short}[{event.key}] {event.from_state} → {event.to_state}"
+                    f" ({event.function}){failed}"
+                )
+        return "\n".join(lines) if lines else "(nothing happened)"
+
+    def mermaid(self) -> str:
+        """A Mermaid sequence diagram of the conversation."""
+        names: dict[str, str] = {}
+
+        def participant(name: str) -> str:
+            if name not in names:
+                names[name] = _participant(name)
+            return names[name]
+
+        body: list[str] = []
+        for event in self.events:
+            if isinstance(event, MessageEvent):
+                arrow = "->>" if event.delivered else "-x"
+                text = event.subject or "(no subject)"
+                if not event.delivered:
+                    text += f" [{event.outcome}]"
+                source = participant(event.source)
+                destination = participant(event.destination)
+                body.append(f"    {source}{arrow}{destination}: {_quote(text)}")
+            else:
+                short = event.module.rsplit(".", 1)[-1]
+                body.append(
+                    f"    Note over {participant('app')}: {_quote(short)} "
+                    f"{_quote(event.key)} {event.from_state} → {event.to_state}"
+                )
+        header = ["sequenceDiagram"]
+        header += [f"    participant {alias} as {_quote(name)}" for name, alias in names.items()]
+        return "\n".join(header + body)

@@ -1,0 +1,423 @@
+"""The :class:`World`: an application, the people who write to it, and the hosts between.
+
+A test talks to the world synchronously: ``alice.send(...)`` returns when the world
+is quiet again — the message delivered, every reply it caused delivered, and every
+reply to those. Time moves only when ``world.clock.advance(...)`` is called, and
+then everything that falls due on the way (relay retries, expiries) runs in order.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import heapq
+import itertools
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+from mailsim.world.clock import WORLD_EPOCH, VirtualClock
+from mailsim.world.hosts import RemoteHost
+from mailsim.world.mailbox import Mailbox
+from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
+from mailsim_runtime.addresses import AddressRefused, canonical_address
+from mailsim_runtime.app import App
+from mailsim_runtime.dsn import FailedRecipient, build_dsn
+from mailsim_runtime.mail import MailRequest, MailResponse
+from mailsim_runtime.relay import auto_reply_refusal, thread_response
+from mailsim_runtime.transport import Envelope, RecipientResult
+
+__all__ = ["HandlerFailed", "MailLoop", "UnexpectedMail", "World", "WorldError"]
+
+APP = "app"
+PEER = "127.0.0.1"
+
+
+class WorldError(AssertionError):
+    """Something in the world went wrong; the message carries the transcript."""
+
+
+class HandlerFailed(WorldError):
+    """A handler raised while the world delivered a message."""
+
+
+class MailLoop(WorldError):
+    """Mail kept causing more mail: the world stopped it."""
+
+
+class UnexpectedMail(WorldError):
+    """Mail arrived that no assertion looked at (strict worlds only)."""
+
+
+@dataclass(order=True)
+class _Timer:
+    due: datetime
+    order: int
+    action: Callable[[], None] = field(compare=False)
+
+
+@dataclass
+class _Parcel:
+    """A message on its way to one recipient."""
+
+    sender: str
+    recipient: str
+    data: bytes
+    source: str
+    to_app: bool
+
+
+class _WorldTransport:
+    """The application's relay hands its mail to the world through this."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def __repr__(self) -> str:
+        return "<world transport>"
+
+    def deliver(self, envelope: Envelope, message: bytes) -> dict[str, RecipientResult]:
+        return {
+            recipient: self._world._hand_over(envelope.sender, recipient, message, APP)
+            for recipient in envelope.recipients
+        }
+
+
+class World:
+    """An in-memory world of mail hosts and people, hosting one application.
+
+    *app* is an :class:`App`, a project folder or ``mailsim.toml`` (built with
+    in-memory stores), or None to use the ``mailsim.toml`` found from the current
+    folder. Message-IDs, dates and the app's random confirmation secrets are
+    reproducible under *seed*. In a *strict* world, mail that no assertion looked
+    at is an error when the world is checked (:meth:`verify`).
+    """
+
+    def __init__(
+        self,
+        app: App | str | Path | None = None,
+        *,
+        seed: int = 0,
+        strict: bool = True,
+        start: datetime = WORLD_EPOCH,
+        loop_limit: int = 500,
+        received_limit: int = 50,
+        raise_errors: bool = True,
+    ) -> None:
+        self.seed = seed
+        self.strict = strict
+        self.loop_limit = loop_limit
+        self.received_limit = received_limit
+        self.raise_errors = raise_errors
+        self.random = random.Random(seed)
+        self.clock = VirtualClock(start)
+        self.transcript = Transcript(start)
+        self._ids = itertools.count(1)
+        self._timer_order = itertools.count()
+        self._timers: list[_Timer] = []
+        self._pending: deque[_Parcel] = deque()
+        self._errors: list[tuple[MailRequest, BaseException]] = []
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._hosts: dict[str, RemoteHost] = {}
+        self._running = False
+        self.transport = _WorldTransport(self)
+        self.app = self._host_app(app)
+        self.clock.next_event = self._next_event
+        self.clock.run_due = self._run_due
+
+    def __repr__(self) -> str:
+        return f"<World {self.app.domains} {len(self._mailboxes)} people at {self.clock.now()}>"
+
+    # Setting up ------------------------------------------------------------------
+
+    def _host_app(self, app: App | str | Path | None) -> App:
+        if not isinstance(app, App):
+            from mailsim_runtime.project import find_project, load_project
+
+            folder = find_project(app if app is not None else Path.cwd())
+            if folder is None:
+                where = app if app is not None else Path.cwd()
+                raise FileNotFoundError(f"no mailsim.toml at or above {where}")
+            app = load_project(
+                folder, transport=self.transport, in_memory=True, clock=self.clock,
+            )
+        app.use(transport=self.transport, clock=self.clock, new_message_id=self._app_message_id(app))
+        if app.confirmations is not None and hasattr(app.confirmations, "new_secret"):
+            app.confirmations.new_secret = lambda: f"{self.random.getrandbits(64):016x}"
+        return app
+
+    def _app_message_id(self, app: App) -> Callable[[], str]:
+        return lambda: self.new_message_id(app.hostname)
+
+    def new_message_id(self, domain: str) -> str:
+        """A Message-ID that is the same in every run with the same seed."""
+        return f"<{next(self._ids):06d}.{self.seed}.mailsim@{domain}>"
+
+    def mailbox(self, address: str) -> Mailbox:
+        """The person at *address* (created on first use)."""
+        key = address.lower()
+        if key not in self._mailboxes:
+            domain = key.rpartition("@")[2]
+            if domain in self.app.domains:
+                raise ValueError(
+                    f"{address} is in the application's domain ({domain}); people live elsewhere"
+                )
+            self._mailboxes[key] = Mailbox(self, address)
+        return self._mailboxes[key]
+
+    @property
+    def mailboxes(self) -> list[Mailbox]:
+        return list(self._mailboxes.values())
+
+    def host(self, domain: str) -> RemoteHost:
+        """The remote host for *domain* (created on first use), to switch its behaviour."""
+        key = domain.lower()
+        if key in self.app.domains:
+            raise ValueError(f"{domain} is the application's own domain, not a remote host")
+        return self._hosts.setdefault(key, RemoteHost(key))
+
+    # Sending ---------------------------------------------------------------------
+
+    def post(self, sender: str, recipients: Iterable[str], response: MailResponse) -> str:
+        """A person hands a message to the world; returns when the world is quiet."""
+        if response["Date"] is None:
+            response["Date"] = format_datetime(self.clock.now())
+        if response["Message-ID"] is None:
+            response["Message-ID"] = self.new_message_id(sender.rpartition("@")[2] or "localhost")
+        message_id = response["Message-ID"] or ""
+        data = response.as_bytes()
+        refused: list[tuple[str, RecipientResult]] = []
+        for recipient in recipients:
+            result = self._hand_over(sender, recipient, data, sender)
+            if not result.accepted:
+                refused.append((recipient, result))
+        if refused:
+            self._bounce_to_person(sender, data, refused)
+        self.run_until_quiet()
+        return message_id
+
+    def _bounce_to_person(
+        self, sender: str, data: bytes, refused: list[tuple[str, RecipientResult]]
+    ) -> None:
+        # The person's own mail server got the refusal at RCPT and tells them.
+        domain = sender.rpartition("@")[2] or "localhost"
+        failures = [
+            FailedRecipient(rcpt, _status_of(result), f"{result.code} {result.text}", result.remote)
+            for rcpt, result in refused
+        ]
+        self._send_dsn(f"mail.{domain}", sender, data, failures)
+
+    def _send_dsn(
+        self, reporting: str, to: str, original: bytes, failures: list[FailedRecipient]
+    ) -> None:
+        domain = reporting.split(".", 1)[-1]
+        report = build_dsn(
+            reporting_mta=reporting,
+            postmaster=f"MAILER-DAEMON@{domain}",
+            to=to,
+            original=original,
+            failures=failures,
+            arrival=self.clock.now(),
+            now=self.clock.now(),
+            message_id=self.new_message_id(domain),
+        )
+        self._hand_over("", to, report.as_bytes(policy=email.policy.SMTP), f"MAILER-DAEMON@{domain}")
+
+    def _hand_over(self, sender: str, recipient: str, data: bytes, source: str) -> RecipientResult:
+        """SMTP's RCPT for one recipient: decide, and queue the message if accepted."""
+        try:
+            domain = canonical_address(recipient).rpartition("@")[2]
+        except AddressRefused as refused:
+            return self._refuse(sender, recipient, data, source, 553, f"5.1.3 {refused}")
+        if _received_count(data) >= self.received_limit:
+            return self._refuse(sender, recipient, data, source, 554, "5.4.6 too many hops (mail loop?)")
+        if domain in self.app.domains:
+            if not self.app.accepts(recipient):
+                return self._refuse(sender, recipient, data, source, 550, "5.1.1 no route takes this address")
+            self._pending.append(_Parcel(sender, recipient, data, source, to_app=True))
+            return RecipientResult(recipient, 250, "2.0.0 OK", f"mx.{domain}")
+        host = self.host(domain)
+        verdict = host.receive(sender, recipient, self.clock.now())
+        if not verdict.result.accepted:
+            outcome = "refused" if verdict.result.permanent else "deferred"
+            self._record(sender, recipient, data, source, host.domain,
+                         f"{outcome} {verdict.result.code} {verdict.result.text}")
+            return verdict.result
+        if verdict.bounce is not None:
+            self._record(sender, recipient, data, source, recipient, "accepted, to be bounced")
+            if sender:  # never bounce a bounce
+                status, diagnostic = verdict.bounce
+                self._later(lambda: self._send_dsn(
+                    host.mx, sender, data, [FailedRecipient(recipient, status, diagnostic, host.mx)]
+                ))
+            return verdict.result
+        self._pending.append(_Parcel(sender, recipient, data, source, to_app=False))
+        if verdict.vacation is not None:
+            self._later(lambda: self._vacation(recipient, data, verdict.vacation or "",
+                                               host.vacation_follows_rfc3834, sender))
+        return verdict.result
+
+    def _refuse(
+        self, sender: str, recipient: str, data: bytes, source: str, code: int, text: str
+    ) -> RecipientResult:
+        self._record(sender, recipient, data, source, APP, f"refused {code} {text}")
+        return RecipientResult(recipient, code, text)
+
+    def _vacation(
+        self, address: str, data: bytes, text: str, follows_rfc3834: bool, envelope_sender: str
+    ) -> None:
+        original = MailRequest(PEER, envelope_sender, address, data)
+        if follows_rfc3834 and auto_reply_refusal(original) is not None:
+            return
+        response = MailResponse(
+            to=original["Reply-To"] or original["From"] or envelope_sender,
+            from_=address, subject=f"Auto: {original['Subject'] or ''}".strip(), body=text,
+        )
+        thread_response(original, response)
+        if follows_rfc3834:
+            response["Auto-Submitted"] = "auto-replied"
+        recipients = [envelope_sender] if envelope_sender else []
+        if recipients:
+            response["Date"] = format_datetime(self.clock.now())
+            response["Message-ID"] = self.new_message_id(address.rpartition("@")[2])
+            self._hand_over(address, recipients[0], response.as_bytes(), address)
+
+    def _later(self, action: Callable[[], None]) -> None:
+        """Run *action* once the current message has been dealt with."""
+        heapq.heappush(self._timers, _Timer(self.clock.now(), next(self._timer_order), action))
+
+    # Running ---------------------------------------------------------------------
+
+    def run_until_quiet(self) -> None:
+        """Deliver everything in flight, and whatever that causes, until nothing moves."""
+        if self._running:  # a handler's reply: the outer loop will deliver it
+            return
+        self._running = True
+        delivered: Counter[tuple[str, str]] = Counter()
+        try:
+            while self._pending or self._due_timers():
+                while self._pending:
+                    parcel = self._pending.popleft()
+                    delivered[(parcel.sender or "<>", parcel.recipient)] += 1
+                    if sum(delivered.values()) > self.loop_limit:
+                        self._pending.clear()
+                        self._timers.clear()
+                        raise MailLoop(self._loop_report(delivered))
+                    self._deliver(parcel)
+                for timer in self._due_timers():
+                    heapq.heappop(self._timers)
+                    timer.action()
+        finally:
+            self._running = False
+        self._raise_handler_errors()
+
+    def _due_timers(self) -> list[_Timer]:
+        now = self.clock.now()
+        return [self._timers[0]] if self._timers and self._timers[0].due <= now else []
+
+    def _deliver(self, parcel: _Parcel) -> None:
+        data = _stamp_received(parcel, self.clock.now())
+        request = MailRequest(PEER, parcel.sender, parcel.recipient, data)
+        destination = APP if parcel.to_app else parcel.recipient
+        self._record(parcel.sender, parcel.recipient, data, parcel.source, destination, "delivered")
+        if not parcel.to_app:
+            self.mailbox(parcel.recipient)._receive(request, self.clock.now())
+            return
+        delivery = self.app.deliver(request)
+        for call in delivery.transitions:
+            self.transcript.add(TransitionEvent(
+                self.clock.now(), call.module, call.key, call.function, call.from_state,
+                call.to_state, request.message_id or "", repr(call.error) if call.error else "",
+            ))
+        self._errors += [(request, error) for error in delivery.errors]
+
+    def _record(
+        self, sender: str, recipient: str, data: bytes, source: str, destination: str, outcome: str
+    ) -> None:
+        head = MailRequest(PEER, sender, recipient, data)
+        self.transcript.add(MessageEvent(
+            time=self.clock.now(), sender=sender, recipient=recipient,
+            from_header=head["From"] or "", subject=head["Subject"] or "",
+            message_id=head.message_id or "", in_reply_to=head["In-Reply-To"] or "",
+            source=source, destination=destination, outcome=outcome,
+        ))
+
+    def _next_event(self) -> datetime | None:
+        candidates = [t.due for t in self._timers[:1]]
+        retry = self.app.relay.next_due()
+        if retry is not None:
+            candidates.append(retry)
+        return min(candidates) if candidates else None
+
+    def _run_due(self) -> None:
+        self.app.relay.run_due()
+        self.run_until_quiet()
+
+    def _raise_handler_errors(self) -> None:
+        if not self._errors or not self.raise_errors:
+            return
+        request, error = self._errors[0]
+        count = len(self._errors)
+        self._errors.clear()
+        raise HandlerFailed(
+            f"a handler failed on {request.message_id} from {request.sender or '<>'} to "
+            f"{request.recipient}: {error!r}"
+            + (f" (and {count - 1} more failures)" if count > 1 else "")
+            + f"\n\nTranscript:\n{self.transcript.log()}"
+        ) from error
+
+    def _loop_report(self, delivered: Counter[tuple[str, str]]) -> str:
+        busiest = ", ".join(f"{s} → {r} ×{n}" for (s, r), n in delivered.most_common(4))
+        return (
+            f"mail loop: more than {self.loop_limit} deliveries without the world going "
+            f"quiet; busiest: {busiest}\n\nLast messages:\n"
+            + "\n".join(self.transcript.log().splitlines()[-12:])
+        )
+
+    # Asking ----------------------------------------------------------------------
+
+    def state(self, module: str, key: str) -> str:
+        """The state of a conversation (key: usually the sender's address)."""
+        return self.app.states.get(module, key.lower())
+
+    def unexpected_mail(self) -> list[str]:
+        """Mail in any mailbox that no assertion claimed."""
+        return [
+            f"{box.address}: {mail.summary()}" for box in self._mailboxes.values() for mail in box.unseen
+        ]
+
+    def verify(self) -> None:
+        """End-of-test checks: in a strict world, no mail may go unexamined."""
+        if self.strict and (left := self.unexpected_mail()):
+            raise UnexpectedMail(
+                "mail arrived that no assertion looked at (strict world; loosen with "
+                "strict=False or @pytest.mark.mailsim(strict=False)):\n  "
+                + "\n  ".join(left)
+                + f"\n\nTranscript:\n{self.transcript.log()}"
+            )
+
+
+def _status_of(result: RecipientResult) -> str:
+    first = result.text.split(" ", 1)[0]
+    parts = first.split(".")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return first
+    return f"{str(result.code)[0]}.0.0"
+
+
+def _received_count(data: bytes) -> int:
+    head = data.split(b"\r\n\r\n", 1)[0]
+    return head.count(b"\r\nReceived:") + head.startswith(b"Received:")
+
+
+def _stamp_received(parcel: _Parcel, now: datetime) -> bytes:
+    by = "app" if parcel.to_app else parcel.recipient.rpartition("@")[2]
+    line = (
+        f"Received: from {parcel.source.rpartition('@')[2] or 'localhost'} by {by} "
+        f"(mailsim world) for <{parcel.recipient}>; {format_datetime(now)}\r\n"
+    )
+    return line.encode("ascii", "backslashreplace") + parcel.data
+

@@ -25,6 +25,7 @@ def _rank(expected: Expected, mail: ReceivedMail) -> tuple[int, float]:
 
 def expect_mail(mailbox: Mailbox, *matchers: Expected, **criteria: Any) -> ReceivedMail:
     """Claim the first unseen mail in *mailbox* that meets every criterion."""
+    __tracebackhide__ = True
     expected = combine([*matchers, *criteria_matchers(criteria)])
     for mail in mailbox.messages:
         if not mail.seen and (expected is None or expected.matches(mail)):
@@ -56,6 +57,7 @@ def _explain(mailbox: Mailbox, wanted: str, expected: Expected | None) -> str:
 
 def expect_no_mail(mailbox: Mailbox) -> None:
     """Fail if *mailbox* holds mail that no assertion has claimed."""
+    __tracebackhide__ = True
     unseen = mailbox.unseen
     if unseen:
         listed = "\n".join(f"  {m.summary()}" for m in unseen)

@@ -104,12 +104,14 @@ class Mailbox:
         substring, a compiled regex or a predicate. Matchers from
         :mod:`mailsim.spec.matchers` can be given too.
         """
+        __tracebackhide__ = True  # pytest: point at the test, not at mailsim
         from mailsim.spec.expect import expect_mail
 
         return expect_mail(self, *matchers, **criteria)
 
     def expect_no_mail(self) -> None:
         """Fail if any mail arrived that no assertion has claimed."""
+        __tracebackhide__ = True
         from mailsim.spec.expect import expect_no_mail
 
         expect_no_mail(self)

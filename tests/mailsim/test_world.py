@@ -1,0 +1,223 @@
+"""The simulated world: delivery, faults, virtual time, loops, strictness, transcripts."""
+
+from datetime import timedelta
+
+import pytest
+
+import sample_handlers.relaying as relaying
+from mailsim.spec.expect import MailExpectationError
+from mailsim.spec.matchers import body, sender, subject
+from mailsim.world import HandlerFailed, MailLoop, UnexpectedMail, World
+from mailsim_runtime import App, MailResponse
+
+
+def world(**options: object) -> World:
+    return World(App([relaying], hostname="app.example.com"), **options)  # type: ignore[arg-type]
+
+
+def test_forwarded_mail_reaches_a_remote_person() -> None:
+    w = world()
+    alice, bob = w.mailbox("alice@example.org"), w.mailbox("bob@example.net")
+    alice.send("forward-bob-at-example.net@app.example.com", subject="Hello Bob", body="hi")
+    mail = bob.expect(subject="Hello Bob", sender="forwarder@app.example.com", body="hi")
+    assert mail.arrived == w.clock.now()
+    assert mail["Received"] is not None
+    w.verify()
+
+
+def test_unrouted_address_is_refused_and_the_sender_is_told() -> None:
+    w = world()
+    alice = w.mailbox("alice@example.org")
+    alice.send("nobody@app.example.com", subject="x")
+    bounce = alice.expect(sender="MAILER-DAEMON@example.org", subject="Undelivered")
+    assert bounce.sender == ""
+    assert "550 5.1.1" in bounce.request.msg.get_payload()[1].get_payload()[1]["Diagnostic-Code"]
+    refused = w.transcript.messages[0]
+    assert refused.outcome.startswith("refused 550 5.1.1")
+
+
+def test_refusing_host_makes_the_app_bounce_to_its_sender() -> None:
+    w = world()
+    w.host("example.net").refuse(550, "5.7.1 go away")
+    w.mailbox("alice@example.org").send("forward-bob-at-example.net@app.example.com", subject="x")
+    # forwarder@app.example.com is the envelope sender: the bounce comes back to the app,
+    # where no route takes it (forwarder@ has none) — so it is refused, and recorded.
+    outcomes = [m.outcome for m in w.transcript.messages]
+    assert outcomes[1] == "refused 550 5.7.1 go away"
+    assert outcomes[2].startswith("refused 550 5.1.1")  # the DSN to forwarder@app.example.com
+    assert w.app.relay.outbox.items() == []
+
+
+def test_deferring_host_gets_the_mail_after_retries_driven_by_the_clock() -> None:
+    w = world()
+    w.host("example.net").defer(times=2)
+    alice, bob = w.mailbox("alice@example.org"), w.mailbox("bob@example.net")
+    alice.send("forward-bob-at-example.net@app.example.com", subject="patience")
+    bob.expect_no_mail()
+    w.clock.advance(minutes=4)
+    bob.expect_no_mail()
+    w.clock.advance(minutes=1)  # first retry at +5 min: deferred again
+    bob.expect_no_mail()
+    w.clock.advance(minutes=10)  # second retry at +15 min: accepted
+    mail = bob.expect(subject="patience")
+    assert mail.arrived - w.clock.start == timedelta(minutes=15)
+    deferrals = [m for m in w.transcript.messages if m.outcome.startswith("deferred")]
+    assert len(deferrals) == 2
+
+
+def test_greylisting_host_accepts_the_retry_after_its_delay() -> None:
+    w = world()
+    w.host("example.net").greylist(timedelta(minutes=3))
+    bob = w.mailbox("bob@example.net")
+    w.mailbox("alice@example.org").send("forward-bob-at-example.net@app.example.com", subject="grey")
+    bob.expect_no_mail()
+    w.clock.advance(minutes=5)
+    assert bob.expect(subject="grey").arrived - w.clock.start == timedelta(minutes=5)
+
+
+def test_a_host_that_stays_down_ends_in_a_bounce_after_the_lifetime() -> None:
+    w = world()
+    w.host("example.net").down()
+    w.mailbox("alice@example.org").send("forward-bob-at-example.net@app.example.com", subject="gone")
+    w.clock.advance(days=6)
+    attempts = [m for m in w.transcript.messages if "connection refused" in m.outcome]
+    assert len(attempts) > 5
+    last = w.transcript.messages[-1]
+    assert last.sender == "" and last.recipient == "forwarder@app.example.com"
+    assert w.app.relay.outbox.items() == []
+
+
+def test_host_coming_back_up_gets_the_queued_mail() -> None:
+    w = world()
+    host = w.host("example.net").down()
+    bob = w.mailbox("bob@example.net")
+    w.mailbox("alice@example.org").send("forward-bob-at-example.net@app.example.com", subject="later")
+    w.clock.advance(hours=1)
+    bob.expect_no_mail()
+    host.up()
+    w.clock.advance(hours=4)
+    bob.expect(subject="later")
+
+
+def test_bouncing_address_sends_a_real_rfc3464_report_to_the_envelope_sender() -> None:
+    w = world(strict=False)
+    w.host("example.net").bounce("bob@example.net", "5.1.1", "no such mailbox")
+    carol = w.mailbox("carol@example.org")
+    carol.send("bob@example.net", subject="are you there?")
+    report = carol.expect(sender="MAILER-DAEMON@example.net")
+    assert report.request.is_bounce()
+    analysed = report.request.bounce
+    assert analysed is not None
+    assert [(r.recipient, r.status, r.hard) for r in analysed.recipients] == [("bob@example.net", "5.1.1", True)]
+
+
+def test_vacation_replies_follow_rfc3834_and_do_not_answer_auto_replies() -> None:
+    w = world()
+    w.host("example.net").vacation("bob@example.net", "Away until Monday.")
+    alice, bob = w.mailbox("alice@example.org"), w.mailbox("bob@example.net")
+    alice.send("bob@example.net", subject="lunch?")
+    bob.expect(subject="lunch?")
+    away = alice.expect(subject="Auto: lunch?", body="Away until Monday.")
+    assert away["Auto-Submitted"] == "auto-replied"
+    assert away["In-Reply-To"] is not None
+    # our app's RFC 3834 responder and bob's vacation: one reply each way, then quiet
+    w.mailbox("bob@example.net")
+    w.app.relay.deliver(MailResponse(to="bob@example.net", from_="auto@app.example.com", body="x"))
+    w.run_until_quiet()
+    bob.expect(sender="auto@app.example.com")
+    w.verify()
+
+
+def test_two_careless_responders_loop_and_the_world_stops_it() -> None:
+    w = world(loop_limit=60)
+    w.host("example.net").vacation("bob@example.net", "Away.", follows_rfc3834=False)
+    with pytest.raises(MailLoop, match=r"mail loop: more than 60 deliveries.*careless@app.example.com"):
+        w.mailbox("bob@example.net").send("careless@app.example.com", subject="hi")
+
+
+def test_mail_that_went_through_too_many_hops_is_refused() -> None:
+    w = world(received_limit=30, strict=False)
+    looping = MailResponse(to="auto@app.example.com", from_="alice@example.org", subject="x", body="y")
+    for hop in range(30):
+        looping.add_header("Received", f"from hop{hop} by hop{hop + 1}; Mon, 5 Jan 2026 09:00:00 +0000")
+    w.post("alice@example.org", ["auto@app.example.com"], looping)
+    assert w.transcript.messages[0].outcome == "refused 554 5.4.6 too many hops (mail loop?)"
+    assert not any(m.destination == "app" and m.delivered for m in w.transcript.messages)
+
+
+def test_handler_errors_fail_the_step_with_the_transcript() -> None:
+    w = world()
+    with pytest.raises(HandlerFailed, match=r"(?s)RuntimeError\('the handler is broken'\).*Transcript:"):
+        w.mailbox("alice@example.org").send("broken@app.example.com", subject="x")
+
+
+def test_strict_world_lists_unexamined_mail() -> None:
+    w = world()
+    w.mailbox("alice@example.org").send("auto@app.example.com", subject="q")
+    with pytest.raises(UnexpectedMail, match="alice@example.org: #1 from auto@app.example.com subject 'Got it'"):
+        w.verify()
+    world(strict=False).verify()
+
+
+def test_expectation_failures_list_the_nearest_candidates_first() -> None:
+    w = world()
+    alice = w.mailbox("alice@example.org")
+    alice.send("auto@app.example.com", subject="one")
+    alice.send("forward-alice-at-example.org@app.example.com", subject="Got it too", body="fwd")
+    with pytest.raises(MailExpectationError) as failure:
+        alice.expect(subject("Got it too") & body("fwd") & sender("auto@"))
+    lines = str(failure.value).splitlines()
+    assert lines[0] == (
+        "alice@example.org: expected a mail with subject containing 'Got it too' "
+        "and body containing 'fwd' and sender containing 'auto@'"
+    )
+    assert lines[1] == "amongst 2 unclaimed mails (nearest first):"
+    assert lines[2] == (
+        "  #2 from forwarder@app.example.com subject 'Got it too' — "
+        "sender was 'forwarder@app.example.com'"
+    )
+    assert lines[3] == (
+        "  #1 from auto@app.example.com subject 'Got it' — "
+        "subject was 'Got it'; body was 'Thanks.'"
+    )
+
+
+def test_matchers_compose_and_claimed_mail_is_not_claimed_twice() -> None:
+    w = world()
+    alice = w.mailbox("alice@example.org")
+    alice.send("auto@app.example.com", subject="one")
+    mail = alice.expect(subject("Got") & ~body("nothing like this") | sender("nobody"))
+    assert mail.subject == "Got it"
+    with pytest.raises(MailExpectationError, match="an earlier assertion already claimed"):
+        alice.expect(subject="Got it")
+
+
+def test_ids_dates_and_secrets_repeat_under_a_seed() -> None:
+    def run(seed: int) -> list[str]:
+        w = world(seed=seed, strict=False)
+        w.mailbox("a@example.org").send("auto@app.example.com", subject="x")
+        w.clock.advance(hours=1)
+        w.mailbox("a@example.org").send("auto@app.example.com", subject="y")
+        return [f"{m.message_id} {m.time}" for m in w.transcript.messages]
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_transcript_renders_a_log_and_a_sequence_diagram() -> None:
+    w = world(strict=False)
+    w.mailbox("alice@example.org").send("auto@app.example.com", subject="Question")
+    log = w.transcript.log().splitlines()
+    assert log[0].startswith("00:00:00  alice@example.org → auto@app.example.com  'Question'")
+    assert log[1].startswith("00:00:00  auto@app.example.com → alice@example.org  'Got it'")
+    diagram = w.transcript.mermaid().splitlines()
+    assert diagram[0] == "sequenceDiagram"
+    assert "    alice_example_org->>app: Question" in diagram
+    assert "    app->>alice_example_org: Got it" in diagram
+
+
+def test_people_cannot_live_in_the_apps_domain() -> None:
+    with pytest.raises(ValueError, match="application's domain"):
+        world().mailbox("x@app.example.com")
+    with pytest.raises(ValueError, match="own domain"):
+        world().host("app.example.com")

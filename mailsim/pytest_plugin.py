@@ -70,17 +70,18 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 def mailsim_app(request: pytest.FixtureRequest) -> App | Path | Callable[[], App]:
-    """The application under test: the ``mailsim.toml`` project at or above the rootdir.
+    """The application under test: the ``mailsim.toml`` project at or above the test
+    file's folder (or the rootdir).
 
     Override this fixture to test another app; return a new App per test (or a
     folder, or a function that makes one), never one shared between tests.
     """
     from mailsim_runtime.project import find_project
 
-    folder = find_project(request.config.rootpath)
+    folder = find_project(request.path.parent) or find_project(request.config.rootpath)
     if folder is None:
         pytest.fail(
-            f"mailsim: no mailsim.toml at or above {request.config.rootpath}; "
+            f"mailsim: no mailsim.toml at or above {request.path.parent}; "
             "add one, or override the mailsim_app fixture to return your App",
             pytrace=False,
         )

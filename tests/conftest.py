@@ -4,7 +4,8 @@
 at ``MAILSIM_TEST_POSTGRES_URL`` (default: the local server, database ``test``);
 each test gets a schema of its own, dropped afterwards. Where no PostgreSQL
 answers, its runs are skipped with the reason, unless ``MAILSIM_REQUIRE_POSTGRES=1``
-(set by ``.ci/run``), which makes them fail instead.
+(set by ``.ci/run``), which makes them fail instead. ``migrated_db_url`` is
+``db_url`` with mailsim's tables already created by the Alembic migrations.
 """
 
 from __future__ import annotations
@@ -36,17 +37,21 @@ def postgres_url() -> Iterator[str]:
     """A SQLAlchemy URL to a fresh, empty PostgreSQL schema of this test's own."""
     base = _postgres_base_url()
     schema = f"mailsim_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     try:
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     except Exception as error:  # any failure to reach the server means "not here"
+        admin.dispose()
         _postgres_unavailable(f"{type(error).__name__}: {str(error).splitlines()[0]}")
     separator = "&" if "?" in base else "?"
     try:
         yield f"{base}{separator}options=-csearch_path%3D{schema}"
     finally:
         with admin.connect() as connection:
+            # A test that leaks an open transaction makes the DROP fail after
+            # this long, naming the lock, instead of hanging the run.
+            connection.execute(sa.text("SET lock_timeout = '10s'"))
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
@@ -63,3 +68,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+@pytest.fixture
+def migrated_db_url(db_url: str) -> str:
+    """Like ``db_url``, with mailsim's tables created by the packaged migrations."""
+    from mailsim_runtime import db
+
+    db.upgrade(db_url)
+    return db_url

@@ -9,7 +9,7 @@ by side in one process without sharing anything.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +24,8 @@ from mailsim_runtime.state import MemoryStateStore, StateStore
 from mailsim_runtime.transport import FunctionTransport, Transport
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
     from mailsim_runtime.view import Views
 
 __all__ = ["App", "NoCurrentApp", "current_app"]
@@ -72,6 +74,7 @@ class App:
         queues: Mapping[str, Any] | None = None,
         spam: Any = None,
         confirmations: Any = None,
+        database: Engine | None = None,
     ) -> None:
         self.hostname = hostname
         self.domains = [d.lower() for d in (domains or [hostname])]
@@ -90,6 +93,7 @@ class App:
         self.queues: dict[str, Any] = dict(queues or {})
         self.spam = spam
         self.confirmations = confirmations
+        self._database = database
         self._templates = templates
         self._views: Views | None = None
         if handlers:
@@ -116,6 +120,27 @@ class App:
             )
             self._views = Views(folders)
         return self._views
+
+    @property
+    def database(self) -> Engine:
+        """The application's own database (for its tables: members, tickets, posts…)."""
+        if self._database is None:
+            raise RuntimeError(
+                "this app has no database: pass App(database=engine) or build it from "
+                "a mailsim.toml ([database] url)"
+            )
+        return self._database
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction on :attr:`database`.
+
+        Inside a handler whose conversation is stored in the same database, this is
+        the conversation's own transaction: the handler's writes and its state
+        change are committed together, or not at all.
+        """
+        from mailsim_runtime.db import write_transaction
+
+        return write_transaction(self.database)
 
     @contextmanager
     def bound(self) -> Iterator[App]:

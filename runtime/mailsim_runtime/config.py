@@ -73,6 +73,7 @@ class AppSection:
     """``[app]``: what the application is."""
 
     handlers: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)  # "module:function", called with the App
     hostname: str = "localhost"
     domains: list[str] = field(default_factory=list)  # defaults to [hostname]
     templates: Path | None = None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
+from mailsim_runtime import db
 from mailsim_runtime.clock import Clock, SystemClock
 from mailsim_runtime.db import confirmations
 from mailsim_runtime.mail import MailRequest
@@ -187,7 +188,7 @@ class SqlConfirmationStorage:
     def add(self, pending: PendingConfirmation) -> None:
         self._check_lengths(pending)
         table = confirmations
-        with self.engine.begin() as connection:
+        with db.write_transaction(self.engine) as connection:
             # Delete and insert in one transaction, so no reader sees the pair with
             # neither the old confirmation nor the new one.
             connection.execute(
@@ -214,32 +215,32 @@ class SqlConfirmationStorage:
             .order_by(table.c.created.desc())
             .limit(1)
         )
-        with self.engine.connect() as connection:
+        with db.read_connection(self.engine) as connection:
             row = connection.execute(query).first()
         return None if row is None else _from_row(row)
 
     def by_secret(self, secret: str) -> PendingConfirmation | None:
         table = confirmations
-        with self.engine.connect() as connection:
+        with db.read_connection(self.engine) as connection:
             row = connection.execute(sa.select(table).where(table.c.secret == secret)).first()
         return None if row is None else _from_row(row)
 
     def remove(self, secret: str) -> bool:
         table = confirmations
-        with self.engine.begin() as connection:
+        with db.write_transaction(self.engine) as connection:
             result = connection.execute(table.delete().where(table.c.secret == secret))
         return result.rowcount > 0
 
     def remove_expired(self, now: datetime) -> int:
         table = confirmations
-        with self.engine.begin() as connection:
+        with db.write_transaction(self.engine) as connection:
             result = connection.execute(table.delete().where(table.c.expires <= _utc(now)))
         return result.rowcount
 
     def all(self) -> list[PendingConfirmation]:
         table = confirmations
         query = sa.select(table).order_by(table.c.created, table.c.secret)
-        with self.engine.connect() as connection:
+        with db.read_connection(self.engine) as connection:
             return [_from_row(row) for row in connection.execute(query)]
 
     @staticmethod

@@ -7,19 +7,24 @@ transport, clock and Message-IDs. Everything else is the same.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
+from sqlalchemy.pool import StaticPool
+
 from mailsim_runtime.app import App
 from mailsim_runtime.clock import Clock, SystemClock
-from mailsim_runtime.config import Config, load_config
+from mailsim_runtime.config import Config, ConfigError, load_config
 from mailsim_runtime.confirm import (
     ConfirmationEngine,
     MemoryConfirmationStorage,
     SqlConfirmationStorage,
 )
+from mailsim_runtime.db import create_engine, upgrade
 from mailsim_runtime.queue import MaildirQueue, MemoryQueue
 from mailsim_runtime.relay import RetryPolicy
 from mailsim_runtime.state import MemoryStateStore, SqlStateStore, StateStore
@@ -37,12 +42,28 @@ def find_project(start: str | Path) -> Path | None:
     return None
 
 
-def _importable(root: Path) -> None:
-    # Handler modules are named relative to the project folder ("app.handlers.x"),
-    # as in Lamson; the folder has to be on the import path to load them.
+def _importable(config: Config) -> None:
+    """Put the project first on the import path, its packages ahead of any other's.
+
+    Handler modules are named relative to the project folder ("app.handlers.x"), as
+    in Lamson, so two projects usually both have an ``app`` package. A package of
+    that name imported earlier from another folder is dropped from ``sys.modules``
+    (apps already built keep the modules they loaded), so this project's is found.
+    """
+    root = config.root.resolve()
     entry = str(root)
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+    references = [*config.app.handlers, *(s.partition(":")[0] for s in config.app.setup)]
+    for top in {reference.split(".")[0] for reference in references}:
+        loaded = sys.modules.get(top)
+        origin = getattr(loaded, "__file__", None)
+        if loaded is None or (origin and Path(origin).resolve().is_relative_to(root)):
+            continue
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 def build_app(
@@ -58,32 +79,41 @@ def build_app(
     ``in_memory=True`` keeps state, queues and confirmations in memory (the
     simulated world); otherwise they live in the configured database and folders.
     """
-    _importable(config.root)
+    _importable(config)
     clock = clock or SystemClock()
     states: StateStore
     queues: dict[str, Any]
     if in_memory:
+        # One connection shared by every thread: an in-memory SQLite database
+        # exists only on the connection that made it.
+        database = sqlalchemy.create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
         states = MemoryStateStore(clock)
         undeliverable: Any = MemoryQueue()
         queues = {name: MemoryQueue() for name in config.queues}
         confirm_storage: Any = MemoryConfirmationStorage()
     else:
-        states = SqlStateStore.from_url(config.database.url, clock=clock)
+        # One engine for the conversations, the confirmations and the app's own
+        # tables, so that a handler's writes join its conversation's transaction.
+        database = create_engine(config.database.url)
+        upgrade(database)
+        states = SqlStateStore(database, clock=clock)
         undeliverable = MaildirQueue(config.app.undeliverable or config.root / "run" / "undeliverable")
         queues = {name: MaildirQueue(folder) for name, folder in config.queues.items()}
-        confirm_storage = SqlConfirmationStorage(states.engine)
+        confirm_storage = SqlConfirmationStorage(database)
     queues.setdefault("undeliverable", undeliverable)
     spam = None
     if config.spam.enabled:
         from mailsim_runtime.spam import SpamFilter
 
         spam = SpamFilter(
-            config.spam.database or config.database.url,
+            config.spam.database or database,
             spam_cutoff=config.spam.spam_cutoff,
             ham_cutoff=config.spam.ham_cutoff,
         )
     relay = config.relay
-    return App(
+    app = App(
         config.app.handlers,
         hostname=config.app.hostname,
         domains=config.domains,
@@ -106,7 +136,23 @@ def build_app(
         confirmations=ConfirmationEngine(
             confirm_storage, clock=clock, lifetime=config.app.confirmation_lifetime
         ),
+        database=database,
     )
+    for reference in config.app.setup:
+        _setup_function(config, reference)(app)
+    return app
+
+
+def _setup_function(config: Config, reference: str) -> Callable[[App], object]:
+    module_name, _, function_name = reference.partition(":")
+    if not function_name:
+        raise ConfigError(config.path, None, "[app] setup",
+                          f"expected 'module:function', got {reference!r}")
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if not callable(function):
+        raise ConfigError(config.path, None, "[app] setup",
+                          f"{module_name} has no function {function_name!r}")
+    return function  # type: ignore[no-any-return]
 
 
 def load_project(path: str | Path, *, transport: Transport, **options: Any) -> App:

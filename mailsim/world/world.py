@@ -243,11 +243,12 @@ class World:
         verdict = host.receive(sender, recipient, self.clock.now())
         if not verdict.result.accepted:
             outcome = "refused" if verdict.result.permanent else "deferred"
-            self._record(sender, recipient, data, source, host.domain,
+            self._record(MailRequest(PEER, sender, recipient, data), source, host.domain,
                          f"{outcome} {verdict.result.code} {verdict.result.text}")
             return verdict.result
         if verdict.bounce is not None:
-            self._record(sender, recipient, data, source, recipient, "accepted, to be bounced")
+            self._record(MailRequest(PEER, sender, recipient, data), source, recipient,
+                         "accepted, to be bounced")
             if sender:  # never bounce a bounce
                 status, diagnostic = verdict.bounce
                 self._later(lambda: self._send_dsn(
@@ -263,7 +264,7 @@ class World:
     def _refuse(
         self, sender: str, recipient: str, data: bytes, source: str, code: int, text: str
     ) -> RecipientResult:
-        self._record(sender, recipient, data, source, APP, f"refused {code} {text}")
+        self._record(MailRequest(PEER, sender, recipient, data), source, APP, f"refused {code} {text}")
         return RecipientResult(recipient, code, text)
 
     def _vacation(
@@ -322,7 +323,7 @@ class World:
         data = _stamp_received(parcel, self.clock.now())
         request = MailRequest(PEER, parcel.sender, parcel.recipient, data)
         destination = APP if parcel.to_app else parcel.recipient
-        self._record(parcel.sender, parcel.recipient, data, parcel.source, destination, "delivered")
+        self._record(request, parcel.source, destination, "delivered")
         if not parcel.to_app:
             self.mailbox(parcel.recipient)._receive(request, self.clock.now())
             return
@@ -334,12 +335,9 @@ class World:
             ))
         self._errors += [(request, error) for error in delivery.errors]
 
-    def _record(
-        self, sender: str, recipient: str, data: bytes, source: str, destination: str, outcome: str
-    ) -> None:
-        head = MailRequest(PEER, sender, recipient, data)
+    def _record(self, head: MailRequest, source: str, destination: str, outcome: str) -> None:
         self.transcript.add(MessageEvent(
-            time=self.clock.now(), sender=sender, recipient=recipient,
+            time=self.clock.now(), sender=head.sender, recipient=head.recipient,
             from_header=head["From"] or "", subject=head["Subject"] or "",
             message_id=head.message_id or "", in_reply_to=head["In-Reply-To"] or "",
             source=source, destination=destination, outcome=outcome,

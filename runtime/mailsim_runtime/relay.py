@@ -209,8 +209,12 @@ class Relay:
         self, message: MailResponse | EmailMessage | bytes
     ) -> tuple[bytes, str, tuple[str, ...]]:
         if isinstance(message, MailResponse):
-            built = message.to_message()
-            recipients = message.recipients
+            # Stamped while still plain values: cheaper than on the parsed message.
+            if message["Date"] is None:
+                message["Date"] = format_datetime(self.clock.now())
+            if message["Message-ID"] is None:
+                message["Message-ID"] = self.new_message_id()
+            return message.as_bytes(), message.sender_address, tuple(message.recipients)
         else:
             if isinstance(message, bytes):
                 parsed = email.message_from_bytes(

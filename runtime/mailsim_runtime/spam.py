@@ -409,7 +409,7 @@ class SpamFilter:
     @property
     def counts(self) -> tuple[int, int]:
         """``(nham, nspam)``: how many messages of each kind the filter was trained on."""
-        with self.engine.connect() as conn:
+        with db.read_connection(self.engine) as conn:
             nspam, nham = _fetch_totals(conn)
         return nham, nspam
 
@@ -437,7 +437,7 @@ class SpamFilter:
     def _classifier(self, tokens: list[str]) -> Any:
         # One connection: on SQLite one read transaction, so totals and rows agree;
         # under PostgreSQL's READ COMMITTED they may not (hence _TokenCounts' clamp).
-        with self.engine.connect() as conn:
+        with db.read_connection(self.engine) as conn:
             nspam, nham = _fetch_totals(conn)
             rows = _fetch_counts(conn, tokens) if nspam or nham else {}
         return Classifier(_TokenCounts(rows, nspam, nham))
@@ -447,8 +447,8 @@ class SpamFilter:
     def train(self, message: Mail, *, is_spam: bool) -> None:
         """Teach the filter that *message* is spam (or ham), in one transaction.
 
-        On SQLite this takes the database's write lock: don't call it from a
-        handler whose conversation state lives in the same SQLite file.
+        Called from a handler whose conversation lives in the same database, the
+        training joins the conversation's transaction (see :func:`db.write_transaction`).
         """
         self._write(self._batch([message], is_spam=is_spam, sign=1))
 

@@ -192,3 +192,38 @@ def test_long_display_names_round_trip() -> None:
     response = MailResponse(to="a@example.org", body="b")
     response["From"] = format_address(name, "sender@example.org")
     assert request(response.as_bytes()).msg["From"].addresses[0].display_name == name
+
+
+atoms = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}", fullmatch=True)
+addr_specs = st.builds(lambda a, b, c: f"{a}.{b}@{c}.example", atoms, atoms, atoms)
+raw_values = st.one_of(
+    addr_specs,
+    st.builds(lambda n, a: f"{n} <{a}>", st.lists(atoms, min_size=1, max_size=3).map(" ".join), addr_specs),
+    st.builds(lambda a: f"<{a}>", addr_specs),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    st.builds(lambda a, b: f"{a}\r\n {b}", atoms, atoms),
+)
+
+
+@given(name=st.sampled_from(["From", "To", "Reply-To", "Message-ID", "Subject", "References", "X-Any"]),
+       raw=raw_values)
+def test_fast_header_decoding_is_exactly_what_the_registry_returns(name: str, raw: str) -> None:
+    from mailsim_runtime.mail import _decode_header
+
+    try:
+        expected = str(email.policy.default.header_fetch_parse(name, raw))
+    except Exception:  # a value the registry cannot take is not a fast-path case
+        return
+    assert _decode_header(name, raw) == expected
+
+
+@given(subject=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200),
+       body=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.just("\n"), max_size=300))
+def test_the_plain_ascii_wire_form_means_the_same_as_the_full_one(subject: str, body: str) -> None:
+    response = MailResponse(to="a@example.org", from_="b@example.org", subject=subject, body=body)
+    fast = BytesParser(policy=email.policy.default).parsebytes(response.as_bytes())
+    full = BytesParser(policy=email.policy.default).parsebytes(response.to_message().as_bytes(policy=email.policy.SMTP))
+    assert fast["Subject"] == full["Subject"]
+    assert fast.get_content() == full.get_content()
+    assert fast.get_content_type() == "text/plain"
+    assert all(len(line) <= 998 for line in response.as_bytes().split(b"\r\n"))

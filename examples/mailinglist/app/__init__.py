@@ -1,0 +1,1 @@
+"""The mailing-list example application."""

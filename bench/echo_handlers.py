@@ -6,7 +6,9 @@ from mailsim_runtime.mail import MailRequest
 
 
 def _echo(message: MailRequest, host: str) -> None:
-    current_app().relay.reply(message, MailResponse(from_=f"echo@{host}", subject="echo", body="echo"))
+    current_app().relay.reply(
+        message, MailResponse(from_=f"echo@{host}", subject="echo", body="echo")
+    )
 
 
 @route("echo@(host)")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import echo_handlers  # noqa: E402
+import echo_handlers
+from mailsim_runtime import App, MailRequest, MailResponse
+from mailsim_runtime.transport import FunctionTransport
 
-from mailsim.world import World  # noqa: E402
-from mailsim_runtime import App, MailRequest, MailResponse  # noqa: E402
-from mailsim_runtime.transport import FunctionTransport  # noqa: E402
+from mailsim.world import World
 
 HOST = "echo.example.com"
 PEOPLE = 50
@@ -48,7 +48,10 @@ def through_app(count: int) -> float:
     for number in range(count):
         sender = f"person{number % PEOPLE}@example.org"
         raw = MailResponse(
-            to=f"echo@{HOST}", from_=sender, subject="hello", body="hello world",
+            to=f"echo@{HOST}",
+            from_=sender,
+            subject="hello",
+            body="hello world",
             headers={"Message-ID": f"<{number}@example.org>"},
         ).as_bytes()
         requests.append(MailRequest("127.0.0.1", sender, f"echo@{HOST}", raw))

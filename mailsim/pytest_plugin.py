@@ -11,6 +11,8 @@ Fixtures:
 ``mailbox``
     ``mailbox("alice@example.org")`` — a person in that world.
 
+Option ``--mailsim-transcript`` prints every test's conversation, passing or not.
+
 Marker ``@pytest.mark.mailsim(strict=True, seed=0, loop_limit=500, raise_errors=True)``
 configures a test's world. A failing test's report shows the world's transcript.
 """
@@ -22,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mailsim_runtime.app import App
 
 from mailsim.world import Mailbox, UnexpectedMail, World
-from mailsim_runtime.app import App
 
 MARKER_OPTIONS = {"strict": True, "seed": 0, "loop_limit": 500, "raise_errors": True}
 MARKER_SIGNATURE = "mailsim(*, strict=True, seed=0, loop_limit=500, raise_errors=True)"
@@ -42,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run mail_world tests against a live server at HOST:PORT instead of the "
         "simulated world",
     )
+    group.addoption(
+        "--mailsim-transcript",
+        action="store_true",
+        default=False,
+        help="show every test's conversation (its transcript), passing or not",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,7 +64,9 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     options = dict(MARKER_OPTIONS)
     for marker in reversed(list(request.node.iter_markers("mailsim"))):
         if marker.args:
-            pytest.fail(f"@pytest.mark.{MARKER_SIGNATURE} takes keyword arguments only", pytrace=False)
+            pytest.fail(
+                f"@pytest.mark.{MARKER_SIGNATURE} takes keyword arguments only", pytrace=False
+            )
         unknown = set(marker.kwargs) - set(MARKER_OPTIONS)
         if unknown:
             pytest.fail(
@@ -106,12 +116,25 @@ def mail_world(
     world = World(app, **options)
     request.node.stash[_WORLD_KEY] = world
     yield world
+    if request.config.getoption("mailsim_transcript"):
+        _show_transcript(request, world)
     if request.node.stash.get(_CALL_FAILED_KEY, False):
         return  # the test's own failure says enough; its transcript is in the report
     try:
         world.verify()
     except UnexpectedMail as unexpected:
         pytest.fail(str(unexpected), pytrace=False)
+
+
+def _show_transcript(request: pytest.FixtureRequest, world: World) -> None:
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+        reporter.ensure_newline()
+        reporter.write_sep("-", f"conversation: {request.node.nodeid}")
+        reporter.write_line(world.transcript.log())
 
 
 @pytest.fixture
@@ -131,4 +154,3 @@ def pytest_runtest_makereport(
     world = item.stash.get(_WORLD_KEY, None)
     if world is not None and report.failed and report.when in ("call", "teardown"):
         report.sections.append(("mailsim transcript", world.transcript.log()))
-

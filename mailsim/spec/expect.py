@@ -41,7 +41,9 @@ def _explain(mailbox: Mailbox, wanted: str, expected: Expected | None) -> str:
     if not mailbox.messages:
         lines.append(f"amongst: nothing — no mail has arrived for {mailbox.address}")
     elif not unseen:
-        lines.append(f"amongst: nothing new — all {len(mailbox.messages)} mails were claimed before")
+        lines.append(
+            f"amongst: nothing new — all {len(mailbox.messages)} mails were claimed before"
+        )
     else:
         assert expected is not None  # with no criteria any unseen mail would have matched
         ranked = sorted(unseen, key=lambda m: _rank(expected, m), reverse=True)

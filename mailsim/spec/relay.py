@@ -45,7 +45,11 @@ class RelayReport:
             f"{'refused ' if r.refused else 'ACCEPTED'}  {r.probe}  ->  {r.answer}"
             for r in self.results
         ]
-        verdict = "not an open relay" if not self.open else f"OPEN RELAY: {len(self.open)} probes accepted"
+        verdict = (
+            "not an open relay"
+            if not self.open
+            else f"OPEN RELAY: {len(self.open)} probes accepted"
+        )
         return "\n".join([*lines, verdict])
 
 

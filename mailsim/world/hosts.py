@@ -101,16 +101,17 @@ class RemoteHost:
     def up(self) -> RemoteHost:
         return self.accept()
 
-    def bounce(
-        self, address: str, status: str = "5.1.1", text: str = "user unknown"
-    ) -> RemoteHost:
+    def bounce(self, address: str, status: str = "5.1.1", text: str = "user unknown") -> RemoteHost:
         """Accept mail for *address*, then send its sender an RFC 3464 bounce."""
         self.bounces[address.lower()] = (status, f"550 {status} <{address}>: {text}")
         return self
 
     def vacation(
-        self, address: str, text: str = "I am away and will answer when I am back.",
-        *, follows_rfc3834: bool = True,
+        self,
+        address: str,
+        text: str = "I am away and will answer when I am back.",
+        *,
+        follows_rfc3834: bool = True,
     ) -> RemoteHost:
         """Deliver mail for *address* and answer it automatically.
 
@@ -130,11 +131,12 @@ class RemoteHost:
             return Verdict(self._result(recipient, 421, f"4.4.1 {self.mx}: connection refused"))
         if self.behaviour is Behaviour.REFUSE:
             return Verdict(self._result(recipient, self.code, self.text))
-        if self.behaviour is Behaviour.DEFER:
-            if self.deferrals_left is None or self.deferrals_left > 0:
-                if self.deferrals_left is not None:
-                    self.deferrals_left -= 1
-                return Verdict(self._result(recipient, self.code, self.text))
+        if self.behaviour is Behaviour.DEFER and (
+            self.deferrals_left is None or self.deferrals_left > 0
+        ):
+            if self.deferrals_left is not None:
+                self.deferrals_left -= 1
+            return Verdict(self._result(recipient, self.code, self.text))
         if self.behaviour is Behaviour.GREYLIST:
             first_seen = self._greylist_seen.setdefault((sender.lower(), address), now)
             if now - first_seen < self.greylist_delay:

@@ -132,8 +132,13 @@ class Mailbox:
         """Send a mail and wait until the world is quiet; returns its Message-ID."""
         recipients = [to] if isinstance(to, str) else list(to)
         response = MailResponse(
-            to=recipients, from_=self.address, subject=subject, body=body, html=html,
-            headers=headers, attachments=attachments,
+            to=recipients,
+            from_=self.address,
+            subject=subject,
+            body=body,
+            html=html,
+            headers=headers,
+            attachments=attachments,
         )
         if cc:
             response["Cc"] = ", ".join(cc)
@@ -156,7 +161,11 @@ class Mailbox:
         recipients = [a for _, a in getaddresses([target]) if a]
         subject = subject if subject is not None else _reply_subject(original.subject)
         response = MailResponse(
-            to=target, from_=self.address, subject=subject, body=body, headers=headers,
+            to=target,
+            from_=self.address,
+            subject=subject,
+            body=body,
+            headers=headers,
             attachments=attachments,
         )
         if request.message_id:

@@ -19,16 +19,17 @@ from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from mailsim.world.clock import WORLD_EPOCH, VirtualClock
-from mailsim.world.hosts import RemoteHost
-from mailsim.world.mailbox import Mailbox
-from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
 from mailsim_runtime.addresses import AddressRefused, canonical_address
 from mailsim_runtime.app import App
 from mailsim_runtime.dsn import FailedRecipient, build_dsn
 from mailsim_runtime.mail import MailRequest, MailResponse
 from mailsim_runtime.relay import auto_reply_refusal, thread_response
 from mailsim_runtime.transport import Envelope, RecipientResult
+
+from mailsim.world.clock import WORLD_EPOCH, VirtualClock
+from mailsim.world.hosts import RemoteHost
+from mailsim.world.mailbox import Mailbox
+from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
 
 __all__ = ["HandlerFailed", "MailLoop", "UnexpectedMail", "World", "WorldError"]
 
@@ -142,9 +143,14 @@ class World:
                 where = app if app is not None else Path.cwd()
                 raise FileNotFoundError(f"no mailsim.toml at or above {where}")
             app = load_project(
-                folder, transport=self.transport, in_memory=True, clock=self.clock,
+                folder,
+                transport=self.transport,
+                in_memory=True,
+                clock=self.clock,
             )
-        app.use(transport=self.transport, clock=self.clock, new_message_id=self._app_message_id(app))
+        app.use(
+            transport=self.transport, clock=self.clock, new_message_id=self._app_message_id(app)
+        )
         if app.confirmations is not None and hasattr(app.confirmations, "new_secret"):
             app.confirmations.new_secret = lambda: f"{self.random.getrandbits(64):016x}"
         return app
@@ -224,7 +230,9 @@ class World:
             now=self.clock.now(),
             message_id=self.new_message_id(domain),
         )
-        self._hand_over("", to, report.as_bytes(policy=email.policy.SMTP), f"MAILER-DAEMON@{domain}")
+        self._hand_over(
+            "", to, report.as_bytes(policy=email.policy.SMTP), f"MAILER-DAEMON@{domain}"
+        )
 
     def _hand_over(self, sender: str, recipient: str, data: bytes, source: str) -> RecipientResult:
         """SMTP's RCPT for one recipient: decide, and queue the message if accepted."""
@@ -233,38 +241,60 @@ class World:
         except AddressRefused as refused:
             return self._refuse(sender, recipient, data, source, 553, f"5.1.3 {refused}")
         if _received_count(data) >= self.received_limit:
-            return self._refuse(sender, recipient, data, source, 554, "5.4.6 too many hops (mail loop?)")
+            return self._refuse(
+                sender, recipient, data, source, 554, "5.4.6 too many hops (mail loop?)"
+            )
         if domain in self.app.domains:
             if not self.app.accepts(recipient):
-                return self._refuse(sender, recipient, data, source, 550, "5.1.1 no route takes this address")
+                return self._refuse(
+                    sender, recipient, data, source, 550, "5.1.1 no route takes this address"
+                )
             self._pending.append(_Parcel(sender, recipient, data, source, to_app=True))
             return RecipientResult(recipient, 250, "2.0.0 OK", f"mx.{domain}")
         host = self.host(domain)
         verdict = host.receive(sender, recipient, self.clock.now())
         if not verdict.result.accepted:
             outcome = "refused" if verdict.result.permanent else "deferred"
-            self._record(MailRequest(PEER, sender, recipient, data), source, host.domain,
-                         f"{outcome} {verdict.result.code} {verdict.result.text}")
+            self._record(
+                MailRequest(PEER, sender, recipient, data),
+                source,
+                host.domain,
+                f"{outcome} {verdict.result.code} {verdict.result.text}",
+            )
             return verdict.result
         if verdict.bounce is not None:
-            self._record(MailRequest(PEER, sender, recipient, data), source, recipient,
-                         "accepted, to be bounced")
+            self._record(
+                MailRequest(PEER, sender, recipient, data),
+                source,
+                recipient,
+                "accepted, to be bounced",
+            )
             if sender:  # never bounce a bounce
                 status, diagnostic = verdict.bounce
-                self._later(lambda: self._send_dsn(
-                    host.mx, sender, data, [FailedRecipient(recipient, status, diagnostic, host.mx)]
-                ))
+                self._later(
+                    lambda: self._send_dsn(
+                        host.mx,
+                        sender,
+                        data,
+                        [FailedRecipient(recipient, status, diagnostic, host.mx)],
+                    )
+                )
             return verdict.result
         self._pending.append(_Parcel(sender, recipient, data, source, to_app=False))
         if verdict.vacation is not None:
-            self._later(lambda: self._vacation(recipient, data, verdict.vacation or "",
-                                               host.vacation_follows_rfc3834, sender))
+            self._later(
+                lambda: self._vacation(
+                    recipient, data, verdict.vacation or "", host.vacation_follows_rfc3834, sender
+                )
+            )
         return verdict.result
 
     def _refuse(
         self, sender: str, recipient: str, data: bytes, source: str, code: int, text: str
     ) -> RecipientResult:
-        self._record(MailRequest(PEER, sender, recipient, data), source, APP, f"refused {code} {text}")
+        self._record(
+            MailRequest(PEER, sender, recipient, data), source, APP, f"refused {code} {text}"
+        )
         return RecipientResult(recipient, code, text)
 
     def _vacation(
@@ -275,7 +305,9 @@ class World:
             return
         response = MailResponse(
             to=original["Reply-To"] or original["From"] or envelope_sender,
-            from_=address, subject=f"Auto: {original['Subject'] or ''}".strip(), body=text,
+            from_=address,
+            subject=f"Auto: {original['Subject'] or ''}".strip(),
+            body=text,
         )
         thread_response(original, response)
         if follows_rfc3834:
@@ -329,19 +361,35 @@ class World:
             return
         delivery = self.app.deliver(request)
         for call in delivery.transitions:
-            self.transcript.add(TransitionEvent(
-                self.clock.now(), call.module, call.key, call.function, call.from_state,
-                call.to_state, request.message_id or "", repr(call.error) if call.error else "",
-            ))
+            self.transcript.add(
+                TransitionEvent(
+                    self.clock.now(),
+                    call.module,
+                    call.key,
+                    call.function,
+                    call.from_state,
+                    call.to_state,
+                    request.message_id or "",
+                    repr(call.error) if call.error else "",
+                )
+            )
         self._errors += [(request, error) for error in delivery.errors]
 
     def _record(self, head: MailRequest, source: str, destination: str, outcome: str) -> None:
-        self.transcript.add(MessageEvent(
-            time=self.clock.now(), sender=head.sender, recipient=head.recipient,
-            from_header=head["From"] or "", subject=head["Subject"] or "",
-            message_id=head.message_id or "", in_reply_to=head["In-Reply-To"] or "",
-            source=source, destination=destination, outcome=outcome,
-        ))
+        self.transcript.add(
+            MessageEvent(
+                time=self.clock.now(),
+                sender=head.sender,
+                recipient=head.recipient,
+                from_header=head["From"] or "",
+                subject=head["Subject"] or "",
+                message_id=head.message_id or "",
+                in_reply_to=head["In-Reply-To"] or "",
+                source=source,
+                destination=destination,
+                outcome=outcome,
+            )
+        )
 
     def _next_event(self) -> datetime | None:
         candidates = [t.due for t in self._timers[:1]]
@@ -368,7 +416,7 @@ class World:
         ) from error
 
     def _loop_report(self, delivered: Counter[tuple[str, str]]) -> str:
-        busiest = ", ".join(f"{s} → {r} ×{n}" for (s, r), n in delivered.most_common(4))
+        busiest = ", ".join(f"{s} → {r} x{n}" for (s, r), n in delivered.most_common(4))
         return (
             f"mail loop: more than {self.loop_limit} deliveries without the world going "
             f"quiet; busiest: {busiest}\n\nLast messages:\n"
@@ -384,7 +432,9 @@ class World:
     def unexpected_mail(self) -> list[str]:
         """Mail in any mailbox that no assertion claimed."""
         return [
-            f"{box.address}: {mail.summary()}" for box in self._mailboxes.values() for mail in box.unseen
+            f"{box.address}: {mail.summary()}"
+            for box in self._mailboxes.values()
+            for mail in box.unseen
         ]
 
     def verify(self) -> None:
@@ -418,4 +468,3 @@ def _stamp_received(parcel: _Parcel, now: datetime) -> bytes:
         f"(mailsim world) for <{parcel.recipient}>; {format_datetime(now)}\r\n"
     )
     return line.encode("ascii", "backslashreplace") + parcel.data
-

@@ -341,13 +341,17 @@ def load_config(path: str | Path) -> Config:
         else:
             known = ", ".join(f"[{s}]" for s in [*_SECTIONS, "queues", "settings"])
             raise ConfigError(
-                path.resolve(), reader.line_of(name, None), f"[{name}]",
+                path.resolve(),
+                reader.line_of(name, None),
+                f"[{name}]",
                 f"unknown table; expected one of: {known}",
             )
     config = Config(path=path.resolve(), **sections)
     if not config.app.handlers:
         raise ConfigError(
-            config.path, reader.line_of("app", None), "[app] handlers",
-            "no handler modules: list them, e.g. handlers = [\"app.handlers.sample\"]",
+            config.path,
+            reader.line_of("app", None),
+            "[app] handlers",
+            'no handler modules: list them, e.g. handlers = ["app.handlers.sample"]',
         )
     return _resolve_paths(config)

@@ -60,12 +60,12 @@ __all__ = [
     "head_revision",
     "is_configured",
     "metadata",
+    "read_connection",
     "require_tables",
     "spam_totals",
     "spam_words",
     "states",
     "upgrade",
-    "read_connection",
     "write_transaction",
 ]
 

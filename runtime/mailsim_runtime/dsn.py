@@ -112,6 +112,8 @@ def build_dsn(
     status.set_payload(blocks)  # type: ignore[arg-type]
     report.attach(status)
     report.attach(_text_part(_original_headers(original), "rfc822-headers"))
-    parsed = email.message_from_bytes(report.as_bytes(), _class=EmailMessage, policy=email.policy.default)
+    parsed = email.message_from_bytes(
+        report.as_bytes(), _class=EmailMessage, policy=email.policy.default
+    )
     assert isinstance(parsed, EmailMessage)
     return parsed

@@ -11,13 +11,18 @@ import email.policy
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from email.headerregistry import Address
+from email.headerregistry import (
+    Address,
+    AddressHeader,
+    HeaderRegistry,
+    MessageIDHeader,
+    UnstructuredHeader,
+)
 from email.message import EmailMessage, Message
-from email.headerregistry import AddressHeader, MessageIDHeader, UnstructuredHeader
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from mailsim_runtime.bounce import BounceReport
@@ -37,7 +42,7 @@ _WIRE_POLICY = email.policy.SMTP
 # The legacy API reads and writes plain ASCII headers several times faster than the
 # header registry; it is used only where its result is the same (see below).
 _RAW_HEADER_PARSER = BytesHeaderParser(policy=email.policy.compat32)
-_REGISTRY = email.policy.default.header_factory
+_REGISTRY = cast(HeaderRegistry, email.policy.default.header_factory)
 _MAX_LINE = 998  # RFC 5321 §4.5.3.1.6, without the CRLF
 _CONTENT_HEADERS = frozenset({"mime-version", "content-type", "content-transfer-encoding"})
 
@@ -79,7 +84,8 @@ class _PlainHeaderPolicy(email.policy.Compat32):
             line = f"{name}: {value}"
             if len(line) <= (self.max_line_length or _MAX_LINE) and "\n" not in value:
                 return line + self.linesep
-        return super()._fold(name, value, sanitize)  # type: ignore[no-any-return]
+        # _fold is compat32's folding hook; typeshed does not list it.
+        return str(super()._fold(name, value, sanitize))  # type: ignore[misc]
 
 
 class HeaderInjectionError(ValueError):
@@ -174,7 +180,9 @@ class MailRequest:
         self.original = original
 
     def __repr__(self) -> str:
-        return f"<MailRequest from={self.sender!r} to={self.recipient!r} {len(self.original)} bytes>"
+        return (
+            f"<MailRequest from={self.sender!r} to={self.recipient!r} {len(self.original)} bytes>"
+        )
 
     @cached_property
     def _headers(self) -> Message:
@@ -217,7 +225,7 @@ class MailRequest:
         return values
 
     def keys(self) -> list[str]:
-        return [str(k) for k in self._headers.keys()]
+        return [str(k) for k in self._headers]
 
     @property
     def message_id(self) -> str | None:
@@ -421,4 +429,3 @@ class MailResponse:
 def format_address(display_name: str, address: str) -> str:
     """``"Name <addr>"`` with the name quoted or encoded as the standard library sees fit."""
     return str(Address(display_name=display_name, addr_spec=address))
-

@@ -99,7 +99,9 @@ def build_app(
         database = create_engine(config.database.url)
         upgrade(database)
         states = SqlStateStore(database, clock=clock)
-        undeliverable = MaildirQueue(config.app.undeliverable or config.root / "run" / "undeliverable")
+        undeliverable = MaildirQueue(
+            config.app.undeliverable or config.root / "run" / "undeliverable"
+        )
         queues = {name: MaildirQueue(folder) for name, folder in config.queues.items()}
         confirm_storage = SqlConfirmationStorage(database)
     queues.setdefault("undeliverable", undeliverable)
@@ -146,12 +148,14 @@ def build_app(
 def _setup_function(config: Config, reference: str) -> Callable[[App], object]:
     module_name, _, function_name = reference.partition(":")
     if not function_name:
-        raise ConfigError(config.path, None, "[app] setup",
-                          f"expected 'module:function', got {reference!r}")
+        raise ConfigError(
+            config.path, None, "[app] setup", f"expected 'module:function', got {reference!r}"
+        )
     function = getattr(importlib.import_module(module_name), function_name, None)
     if not callable(function):
-        raise ConfigError(config.path, None, "[app] setup",
-                          f"{module_name} has no function {function_name!r}")
+        raise ConfigError(
+            config.path, None, "[app] setup", f"{module_name} has no function {function_name!r}"
+        )
     return function  # type: ignore[no-any-return]
 
 

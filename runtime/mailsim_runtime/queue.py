@@ -134,8 +134,12 @@ class MaildirQueue:
                 continue  # another worker took it first
             if self.max_size is not None and claimed.stat().st_size > self.max_size:
                 os.rename(claimed, self.path / "oversize" / key)
-                log.warning("%s: message %s is over %d bytes; set aside in oversize/",
-                            self.path, key, self.max_size)
+                log.warning(
+                    "%s: message %s is over %d bytes; set aside in oversize/",
+                    self.path,
+                    key,
+                    self.max_size,
+                )
                 continue
             data = claimed.read_bytes()
             os.unlink(claimed)

@@ -43,8 +43,15 @@ log = logging.getLogger("mailsim.relay")
 _WIRE = email.policy.SMTP
 _ENHANCED_STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
-_LIST_HEADERS = ("List-Id", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Post",
-                 "List-Owner", "List-Archive")
+_LIST_HEADERS = (
+    "List-Id",
+    "List-Help",
+    "List-Subscribe",
+    "List-Unsubscribe",
+    "List-Post",
+    "List-Owner",
+    "List-Archive",
+)
 
 
 def auto_reply_refusal(message: MailRequest) -> str | None:
@@ -197,7 +204,9 @@ class Relay:
         """
         refusal = auto_reply_refusal(original)
         if refusal is not None:
-            log.info("not replying to %s from %r: %s", original.message_id, original.sender, refusal)
+            log.info(
+                "not replying to %s from %r: %s", original.message_id, original.sender, refusal
+            )
             return None
         if response["To"] is None:
             response["To"] = original["Reply-To"] or original["From"] or original.sender
@@ -321,6 +330,6 @@ def thread_response(original: MailRequest, response: MailResponse) -> None:
     message_id = original.message_id
     if not message_id:
         return
-    references = " ".join(original.get_all("References") + [message_id]).split()
+    references = " ".join([*original.get_all("References"), message_id]).split()
     response["In-Reply-To"] = message_id
     response["References"] = " ".join(references)

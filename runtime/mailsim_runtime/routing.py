@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from mailsim_runtime.addresses import AddressRefused, canonical_address
 from mailsim_runtime.mail import MailRequest
-from mailsim_runtime.state import FIRST_STATE, StateStore
+from mailsim_runtime.state import StateStore
 
 __all__ = [
     "ERROR_STATE",
@@ -426,9 +426,7 @@ class Router:
             self._log_failure(found.function, message, exc, outcome="its state is unchanged")
         return HandlerCall(module, key, name, "", "", stateless=True, error=error)
 
-    def _pick(
-        self, module: str, state: str, by_state: Mapping[str, Match]
-    ) -> Match | None:
+    def _pick(self, module: str, state: str, by_state: Mapping[str, Match]) -> Match | None:
         if state in by_state:
             return by_state[state]
         if state == ERROR_STATE and module in self._error_handlers:

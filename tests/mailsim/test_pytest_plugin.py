@@ -8,22 +8,24 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-HANDLERS = '''
+HANDLERS = """
 from mailsim_runtime import MailResponse, current_app, route
 
 
 @route("echo@(host)")
 def START(message, host):
-    current_app().relay.reply(
-        message, MailResponse(from_=f"echo@{host}", subject="Re: " + (message["Subject"] or ""), body=message.body())
-    )
+    subject = "Re: " + (message["Subject"] or "")
+    reply = MailResponse(from_=f"echo@{host}", subject=subject, body=message.body())
+    current_app().relay.reply(message, reply)
     return START
-'''
+"""
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makefile(".toml", mailsim='[app]\nhostname = "echo.example.com"\nhandlers = ["echo_handlers"]\n')
+    pytester.makefile(
+        ".toml", mailsim='[app]\nhostname = "echo.example.com"\nhandlers = ["echo_handlers"]\n'
+    )
     pytester.makepyfile(echo_handlers=HANDLERS)
     return pytester
 
@@ -57,10 +59,12 @@ def test_unlooked_at_mail_fails_the_test_unless_loosened(project: pytest.Pyteste
     )
     result = project.runpytest()
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines([
-        "*mail arrived that no assertion looked at*",
-        "*alice@example.org: #1 from echo@echo.example.com subject 'Re: ping'*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*mail arrived that no assertion looked at*",
+            "*alice@example.org: #1 from echo@echo.example.com subject 'Re: ping'*",
+        ]
+    )
 
 
 def test_a_failing_test_shows_the_transcript_and_the_candidates(project: pytest.Pytester) -> None:
@@ -74,19 +78,23 @@ def test_a_failing_test_shows_the_transcript_and_the_candidates(project: pytest.
     )
     result = project.runpytest()
     result.assert_outcomes(failed=1)  # no second complaint about the unclaimed mail
-    result.stdout.fnmatch_lines([
-        "*alice@example.org: expected a mail with subject containing 'Welcome'",
-        "*amongst 1 unclaimed mails (nearest first):",
-        "*#1 from echo@echo.example.com subject 'Re: ping' — subject was 'Re: ping'",
-        "*- mailsim transcript -*",
-        "*alice@example.org → echo@echo.example.com  'ping'*",
-        "*echo_handlers?alice@example.org? START → START (START)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*alice@example.org: expected a mail with subject containing 'Welcome'",
+            "*amongst 1 unclaimed mails (nearest first):",
+            "*#1 from echo@echo.example.com subject 'Re: ping' — subject was 'Re: ping'",
+            "*- mailsim transcript -*",
+            "*alice@example.org → echo@echo.example.com  'ping'*",
+            "*echo_handlers?alice@example.org? START → START (START)",
+        ]
+    )
 
 
 def test_the_marker_is_registered_with_its_signature_and_checked(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.mailsim(*, strict=True, seed=0, loop_limit=500, raise_errors=True)*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.mailsim(*, strict=True, seed=0, loop_limit=500, raise_errors=True)*"]
+    )
     project.makepyfile(
         test_marker="""
         import pytest

@@ -1,5 +1,4 @@
 import pytest
-
 from mailsim_runtime.addresses import AddressRefused, canonical_address, split_address
 
 OUR_HOST = "lists.example.com"

@@ -1,11 +1,11 @@
 import pytest
-
-import sample_handlers.fsm as fsm
 import sample_handlers.lamson_sample as sample
 from helpers.clock import ManualClock
-from mailsim.spec.relay import relay_probes
 from mailsim_runtime import App, MailRequest
 from mailsim_runtime.transport import FunctionTransport
+from sample_handlers import fsm
+
+from mailsim.spec.relay import relay_probes
 
 
 @pytest.mark.parametrize("probe", relay_probes("example.com"), ids=str)

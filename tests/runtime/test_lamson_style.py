@@ -3,7 +3,6 @@
 from collections.abc import Iterator
 
 import pytest
-
 import sample_handlers.lamson_sample as sample
 from mailsim_runtime import App
 from mailsim_runtime.mail import MailRequest
@@ -61,4 +60,10 @@ def test_the_conversation_is_the_same_on_every_store(store: StateStore) -> None:
     welcomes = [s.envelope.recipients for s in transport.sent]
     assert welcomes == [("alice@example.org",), ("bob@example.org",), ("alice@example.org",)]
     # the stateless logger saw every message
-    assert [address for _, address in app.settings["seen"]] == ["hello", "hello", "again", "bye", "back"]
+    assert [address for _, address in app.settings["seen"]] == [
+        "hello",
+        "hello",
+        "again",
+        "bye",
+        "back",
+    ]

@@ -4,7 +4,6 @@ from email.parser import BytesParser
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from mailsim_runtime.mail import (
     Attachment,
     HeaderInjectionError,
@@ -91,9 +90,7 @@ def test_body_prefers_plain_text_then_html() -> None:
 
 def test_attachments_and_parts() -> None:
     message = request()
-    assert message.attachments() == [
-        Attachment("a.pdf", "application/pdf", b"%PDF-", "attachment")
-    ]
+    assert message.attachments() == [Attachment("a.pdf", "application/pdf", b"%PDF-", "attachment")]
     assert [p.get_content_type() for p in message.walk()] == [
         "multipart/mixed",
         "multipart/alternative",
@@ -131,7 +128,9 @@ def test_setting_replaces_and_add_header_appends() -> None:
 
 
 def test_bcc_is_a_recipient_but_not_a_header() -> None:
-    response = MailResponse(to="a@example.org", headers={"Cc": "b@example.org", "Bcc": "c@example.org"})
+    response = MailResponse(
+        to="a@example.org", headers={"Cc": "b@example.org", "Bcc": "c@example.org"}
+    )
     assert response.recipients == ["a@example.org", "b@example.org", "c@example.org"]
     assert b"c@example.org" not in response.as_bytes()
 
@@ -198,15 +197,21 @@ atoms = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}", fullmatch=True)
 addr_specs = st.builds(lambda a, b, c: f"{a}.{b}@{c}.example", atoms, atoms, atoms)
 raw_values = st.one_of(
     addr_specs,
-    st.builds(lambda n, a: f"{n} <{a}>", st.lists(atoms, min_size=1, max_size=3).map(" ".join), addr_specs),
+    st.builds(
+        lambda n, a: f"{n} <{a}>", st.lists(atoms, min_size=1, max_size=3).map(" ".join), addr_specs
+    ),
     st.builds(lambda a: f"<{a}>", addr_specs),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
     st.builds(lambda a, b: f"{a}\r\n {b}", atoms, atoms),
 )
 
 
-@given(name=st.sampled_from(["From", "To", "Reply-To", "Message-ID", "Subject", "References", "X-Any"]),
-       raw=raw_values)
+@given(
+    name=st.sampled_from(
+        ["From", "To", "Reply-To", "Message-ID", "Subject", "References", "X-Any"]
+    ),
+    raw=raw_values,
+)
 def test_fast_header_decoding_is_exactly_what_the_registry_returns(name: str, raw: str) -> None:
     from mailsim_runtime.mail import _decode_header
 
@@ -217,12 +222,18 @@ def test_fast_header_decoding_is_exactly_what_the_registry_returns(name: str, ra
     assert _decode_header(name, raw) == expected
 
 
-@given(subject=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200),
-       body=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.just("\n"), max_size=300))
+@given(
+    subject=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200),
+    body=st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.just("\n"), max_size=300
+    ),
+)
 def test_the_plain_ascii_wire_form_means_the_same_as_the_full_one(subject: str, body: str) -> None:
     response = MailResponse(to="a@example.org", from_="b@example.org", subject=subject, body=body)
     fast = BytesParser(policy=email.policy.default).parsebytes(response.as_bytes())
-    full = BytesParser(policy=email.policy.default).parsebytes(response.to_message().as_bytes(policy=email.policy.SMTP))
+    full = BytesParser(policy=email.policy.default).parsebytes(
+        response.to_message().as_bytes(policy=email.policy.SMTP)
+    )
     assert fast["Subject"] == full["Subject"]
     assert fast.get_content() == full.get_content()
     assert fast.get_content_type() == "text/plain"

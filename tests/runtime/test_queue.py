@@ -2,7 +2,6 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-
 from mailsim_runtime.mail import MailRequest, MailResponse
 from mailsim_runtime.queue import MaildirQueue, MemoryQueue
 
@@ -44,7 +43,7 @@ def test_a_request_keeps_its_envelope_and_reason(queue: MaildirQueue | MemoryQue
     key = queue.push(request, "no route takes it\r\nX-Evil: 1")
     stored = queue.get(key)
     assert stored is not None
-    head, _, rest = stored.partition(b"\r\n\r\n")
+    head, _, _body = stored.partition(b"\r\n\r\n")
     assert b"Return-Path: <a@example.org>" in head
     assert b"Delivered-To: nobody@lists.example.com" in head
     # the reason is flattened onto one line: it cannot add a header of its own
@@ -85,7 +84,9 @@ def test_pop_across_processes_takes_each_message_once(tmp_path: Path) -> None:
     pushed = {queue.push(RAW + str(i).encode()) for i in range(300)}
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[str] = context.Queue()
-    workers = [context.Process(target=_drain, args=(str(tmp_path / "q"), results)) for _ in range(3)]
+    workers = [
+        context.Process(target=_drain, args=(str(tmp_path / "q"), results)) for _ in range(3)
+    ]
     for worker in workers:
         worker.start()
     taken = [results.get(timeout=30) for _ in range(300)]

@@ -4,7 +4,6 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
-
 from helpers.clock import ManualClock
 from mailsim_runtime.mail import MailRequest, MailResponse
 from mailsim_runtime.relay import Relay, RetryPolicy, auto_reply_refusal
@@ -44,7 +43,10 @@ def test_rfc3834_forbids_auto_replies(headers: str, sender: str, reason: str) ->
     assert refusal is not None and reason in refusal
     transport = FunctionTransport()
     relay = Relay(transport)
-    assert relay.reply(incoming(headers, sender), MailResponse(from_="help@example.com", body="x")) is None
+    assert (
+        relay.reply(incoming(headers, sender), MailResponse(from_="help@example.com", body="x"))
+        is None
+    )
     assert transport.sent == []
 
 
@@ -55,8 +57,12 @@ def test_auto_submitted_no_may_be_answered() -> None:
 def test_reply_threads_and_marks_itself() -> None:
     transport = FunctionTransport()
     clock = ManualClock()
-    relay = Relay(transport, hostname="example.com", clock=clock, new_message_id=lambda: "<r1@example.com>")
-    relay.reply(incoming(), MailResponse(from_="help@example.com", subject="Re: Help", body="on it"))
+    relay = Relay(
+        transport, hostname="example.com", clock=clock, new_message_id=lambda: "<r1@example.com>"
+    )
+    relay.reply(
+        incoming(), MailResponse(from_="help@example.com", subject="Re: Help", body="on it")
+    )
     [sent] = transport.sent
     assert sent.envelope == Envelope("help@example.com", ("alice@example.org",))
     reply = parse(sent.message)
@@ -70,13 +76,17 @@ def test_reply_threads_and_marks_itself() -> None:
 
 def test_reply_goes_to_reply_to_when_given() -> None:
     transport = FunctionTransport()
-    Relay(transport).reply(incoming("Reply-To: team@example.org\r\n"), MailResponse(body="x", from_="h@example.com"))
+    Relay(transport).reply(
+        incoming("Reply-To: team@example.org\r\n"), MailResponse(body="x", from_="h@example.com")
+    )
     assert transport.sent[0].envelope.recipients == ("team@example.org",)
 
 
 def test_outgoing_bytes_have_only_crlf_line_ends() -> None:
     transport = FunctionTransport()
-    Relay(transport).deliver(b"From: a@example.com\nTo: b@example.org\nSubject: s\n\nline1\rline2\n.\n")
+    Relay(transport).deliver(
+        b"From: a@example.com\nTo: b@example.org\nSubject: s\n\nline1\rline2\n.\n"
+    )
     raw = transport.sent[0].message
     assert b"\r\n" in raw
     assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
@@ -84,7 +94,9 @@ def test_outgoing_bytes_have_only_crlf_line_ends() -> None:
 
 def test_envelope_defaults_and_bcc_stays_out_of_the_headers() -> None:
     transport = FunctionTransport()
-    response = MailResponse(to="b@example.org", from_="a@example.com", body="x", headers={"Bcc": "c@example.org"})
+    response = MailResponse(
+        to="b@example.org", from_="a@example.com", body="x", headers={"Bcc": "c@example.org"}
+    )
     Relay(transport).deliver(response)
     [sent] = transport.sent
     assert sent.envelope == Envelope("a@example.com", ("b@example.org", "c@example.org"))
@@ -106,9 +118,13 @@ class Flaky:
         results = {}
         for recipient in envelope.recipients:
             if recipient.endswith("@down.example") and self.attempts <= self.failures:
-                results[recipient] = RecipientResult(recipient, self.code, "4.4.1 try later", "mx.down.example")
+                results[recipient] = RecipientResult(
+                    recipient, self.code, "4.4.1 try later", "mx.down.example"
+                )
             elif recipient.startswith("nobody@"):
-                results[recipient] = RecipientResult(recipient, 550, "5.1.1 no such user", "mx.example.org")
+                results[recipient] = RecipientResult(
+                    recipient, 550, "5.1.1 no such user", "mx.example.org"
+                )
         return results
 
 
@@ -117,7 +133,9 @@ def test_temporary_failures_are_retried_with_backoff_then_delivered() -> None:
     flaky = Flaky(failures=3)
     transport = FunctionTransport(flaky)
     relay = Relay(transport, clock=clock, retry=RetryPolicy(first=timedelta(minutes=5), factor=2))
-    item = relay.deliver(MailResponse(to="x@down.example, y@ok.example", from_="a@example.com", body="b"))
+    item = relay.deliver(
+        MailResponse(to="x@down.example, y@ok.example", from_="a@example.com", body="b")
+    )
     assert item.pending == ("x@down.example",)  # y was delivered on the first attempt
     assert relay.next_due() == clock.now() + timedelta(minutes=5)
     waits = []
@@ -129,7 +147,9 @@ def test_temporary_failures_are_retried_with_backoff_then_delivered() -> None:
         assert relay.run_due() == 1
     assert waits == [timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=20)]
     assert flaky.attempts == 4
-    assert [s.envelope.recipients for s in transport.sent] == [("x@down.example", "y@ok.example")] + [("x@down.example",)] * 3
+    assert [s.envelope.recipients for s in transport.sent] == [
+        ("x@down.example", "y@ok.example")
+    ] + [("x@down.example",)] * 3
     assert not any(s.envelope.sender == "" for s in transport.sent)  # no bounce
 
 
@@ -145,7 +165,11 @@ def test_permanent_failure_bounces_to_the_sender_at_once() -> None:
     clock = ManualClock()
     transport = FunctionTransport(Flaky(failures=0))
     relay = Relay(transport, hostname="lists.example.com", clock=clock)
-    relay.deliver(MailResponse(to="nobody@example.org", from_="owner@lists.example.com", subject="Hi", body="b"))
+    relay.deliver(
+        MailResponse(
+            to="nobody@example.org", from_="owner@lists.example.com", subject="Hi", body="b"
+        )
+    )
     bounce = transport.sent[-1]
     assert bounce.envelope == Envelope("", ("owner@lists.example.com",))
     report = parse(bounce.message)

@@ -5,8 +5,6 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import sample_handlers.fsm as fsm
 from mailsim_runtime import App, current_app
 from mailsim_runtime.app import NoCurrentApp
 from mailsim_runtime.mail import MailRequest
@@ -20,10 +18,14 @@ from mailsim_runtime.routing import (
     stateless,
 )
 from mailsim_runtime.state import MemoryStateStore
+from sample_handlers import fsm
 
 
 def mail(sender: str, recipient: str, subject: str = "hi") -> MailRequest:
-    raw = f"From: {sender}\r\nTo: {recipient}\r\nSubject: {subject}\r\nMessage-ID: <{time.monotonic_ns()}@t>\r\n\r\nbody\r\n"
+    raw = (
+        f"From: {sender}\r\nTo: {recipient}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{time.monotonic_ns()}@t>\r\n\r\nbody\r\n"
+    )
     return MailRequest("127.0.0.1", sender, recipient, raw.encode())
 
 
@@ -34,8 +36,10 @@ names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 literal = st.text(alphabet="abc-.+_=", min_size=1, max_size=6)
 
 
-@given(parts=st.lists(st.tuples(literal, names), min_size=1, max_size=4, unique_by=lambda p: p[1]),
-       domain=st.from_regex(r"[a-z]{1,8}\.(com|org)", fullmatch=True))
+@given(
+    parts=st.lists(st.tuples(literal, names), min_size=1, max_size=4, unique_by=lambda p: p[1]),
+    domain=st.from_regex(r"[a-z]{1,8}\.(com|org)", fullmatch=True),
+)
 def test_every_capture_becomes_a_named_group_matching_its_value(
     parts: list[tuple[str, str]], domain: str
 ) -> None:
@@ -88,7 +92,9 @@ def test_state_function_returns_next_state_or_none_to_stay() -> None:
     app = make_app()
     sender = "Alice@Example.org"
     delivery = app.deliver(mail(sender, "go@fsm.example.com"))
-    assert [(c.function, c.from_state, c.to_state) for c in delivery.calls] == [("START", "START", "WAITING")]
+    assert [(c.function, c.from_state, c.to_state) for c in delivery.calls] == [
+        ("START", "START", "WAITING")
+    ]
     assert delivery.calls[0].key == "alice@example.org"  # lower-cased sender
     assert app.states.get(fsm.__name__, "alice@example.org") == "WAITING"
     app.deliver(mail(sender, "go@fsm.example.com"))
@@ -155,7 +161,7 @@ def test_refused_addresses_are_never_routed() -> None:
 
 
 def test_state_key_generator_names_the_conversation() -> None:
-    import sample_handlers.tickets as tickets
+    from sample_handlers import tickets
 
     app = App([tickets])
     app.deliver(mail("alice@example.org", "ticket-7@help.example.com"))
@@ -165,12 +171,14 @@ def test_state_key_generator_names_the_conversation() -> None:
 
 
 def test_two_conversations_never_wait_for_each_other() -> None:
-    import sample_handlers.tickets as tickets
+    from sample_handlers import tickets
 
     app = App([tickets])
     gate = threading.Event()
     app.settings["gate-1"] = gate
-    held = threading.Thread(target=app.deliver, args=(mail("a@example.org", "ticket-1@help.example.com"),))
+    held = threading.Thread(
+        target=app.deliver, args=(mail("a@example.org", "ticket-1@help.example.com"),)
+    )
     held.start()
     while "1" not in app.settings.get("entered", []):
         time.sleep(0.001)
@@ -184,16 +192,20 @@ def test_two_conversations_never_wait_for_each_other() -> None:
 
 
 def test_one_conversation_is_serialised() -> None:
-    import sample_handlers.tickets as tickets
+    from sample_handlers import tickets
 
     app = App([tickets])
     gate = threading.Event()
     app.settings["gate-5"] = gate
-    first = threading.Thread(target=app.deliver, args=(mail("a@example.org", "ticket-5@help.example.com"),))
+    first = threading.Thread(
+        target=app.deliver, args=(mail("a@example.org", "ticket-5@help.example.com"),)
+    )
     first.start()
     while "5" not in app.settings.get("entered", []):
         time.sleep(0.001)
-    second = threading.Thread(target=app.deliver, args=(mail("b@example.org", "ticket-5@help.example.com"),))
+    second = threading.Thread(
+        target=app.deliver, args=(mail("b@example.org", "ticket-5@help.example.com"),)
+    )
     second.start()
     second.join(timeout=0.3)
     assert second.is_alive()  # waiting for the first delivery of ticket 5
@@ -208,7 +220,10 @@ def test_one_conversation_is_serialised() -> None:
 def test_routes_table_dump_and_explain() -> None:
     router = Router(MemoryStateStore())
     router.load(fsm.__name__)
-    assert [r.pattern for r in router.routes] == ["(word)@fsm.example.com", "(word)@done.example.com"]
+    assert [r.pattern for r in router.routes] == [
+        "(word)@fsm.example.com",
+        "(word)@done.example.com",
+    ]
     assert "sample_handlers.fsm.START, sample_handlers.fsm.WAITING" in router.dump()
     explained = router.explain("Go@FSM.example.com")
     assert explained.splitlines() == [
@@ -222,12 +237,16 @@ def test_routes_table_dump_and_explain() -> None:
 
 def test_reload_picks_up_changed_handler_code(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     package = tmp_path / "reloadable_handlers.py"
-    package.write_text('from mailsim_runtime import route\n@route("one@x.org")\ndef START(m):\n    return None\n')
+    package.write_text(
+        'from mailsim_runtime import route\n@route("one@x.org")\ndef START(m):\n    return None\n'
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     router = Router(MemoryStateStore())
     router.load("reloadable_handlers")
     assert router.accepts("one@x.org") and not router.accepts("two@x.org")
-    package.write_text('from mailsim_runtime import route\n@route("two@x.org")\ndef START(m):\n    return None\n')
+    package.write_text(
+        'from mailsim_runtime import route\n@route("two@x.org")\ndef START(m):\n    return None\n'
+    )
     import importlib
 
     importlib.invalidate_caches()

@@ -3,11 +3,10 @@
 import time
 
 import sqlalchemy as sa
-
-import sample_handlers.ledger as ledger
 from mailsim_runtime import App, MailRequest, db
 from mailsim_runtime.confirm import ConfirmationEngine, SqlConfirmationStorage
 from mailsim_runtime.state import SqlStateStore
+from sample_handlers import ledger
 
 
 def test_handler_writes_commit_with_the_state_change(db_url: str) -> None:
@@ -30,5 +29,7 @@ def test_handler_writes_commit_with_the_state_change(db_url: str) -> None:
     assert app.settings["count"] == 1
     with engine.connect() as connection:
         assert connection.execute(sa.select(ledger.entries.c.word)).scalars().all() == ["apple"]
-        assert connection.execute(sa.select(db.confirmations.c.sender)).scalars().all() == ["a@example.org"]
+        assert connection.execute(sa.select(db.confirmations.c.sender)).scalars().all() == [
+            "a@example.org"
+        ]
     engine.dispose()

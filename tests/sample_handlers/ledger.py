@@ -1,7 +1,6 @@
 """A handler that writes its own table and a confirmation inside its transition."""
 
 import sqlalchemy as sa
-
 from mailsim_runtime import current_app, route
 from mailsim_runtime.mail import MailRequest
 

@@ -9,8 +9,10 @@ from mailsim_runtime.mail import MailRequest
 def forward(message: MailRequest, user: str, domain: str) -> None:
     current_app().relay.deliver(
         MailResponse(
-            to=f"{user}@{domain}", from_="forwarder@app.example.com",
-            subject=message["Subject"] or "", body=message.body() or "",
+            to=f"{user}@{domain}",
+            from_="forwarder@app.example.com",
+            subject=message["Subject"] or "",
+            body=message.body() or "",
         )
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from mailsim_runtime import App, current_app
 
 metadata = sa.MetaData()
@@ -29,7 +28,9 @@ def add_subscriber(list_name: str, address: str) -> None:
             )
         ).first()
         if exists is None:
-            connection.execute(sa.insert(subscriptions).values(list_name=list_name, address=address))
+            connection.execute(
+                sa.insert(subscriptions).values(list_name=list_name, address=address)
+            )
 
 
 def remove_subscriber(list_name: str, address: str) -> None:

@@ -10,8 +10,9 @@ import email.policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from app import model
 from mailsim_runtime import MailRequest, current_app, route, route_like, state_key_generator
+
+from app import model
 
 
 @state_key_generator
@@ -23,8 +24,13 @@ def membership(module_name: str, message: MailRequest) -> str:
 def _ask_to_confirm(message: MailRequest, list_name: str, host: str, action: str) -> None:
     app = current_app()
     app.confirmations.send(
-        app.relay, app.views, target=list_name, message=message, template="confirm.txt",
-        host=host, from_="{{ confirm_address }}",
+        app.relay,
+        app.views,
+        target=list_name,
+        message=message,
+        template="confirm.txt",
+        host=host,
+        from_="{{ confirm_address }}",
         subject="Please confirm: {{ action }} {{ list_name }}",
         variables={"list_name": list_name, "action": action},
     )
@@ -33,7 +39,10 @@ def _ask_to_confirm(message: MailRequest, list_name: str, host: str, action: str
 def _tell(message: MailRequest, template: str, subject: str, **variables: str) -> None:
     app = current_app()
     response = app.views.respond(
-        variables, text=template, to="{{ address }}", from_="{{ list_name }}@{{ host }}",
+        variables,
+        text=template,
+        to="{{ address }}",
+        from_="{{ list_name }}@{{ host }}",
         subject=subject,
     )
     app.relay.deliver(response, recipients=[message.sender])
@@ -50,8 +59,14 @@ def CONFIRMING_SUBSCRIBE(message: MailRequest, list_name: str, id_number: str, h
     if current_app().confirmations.verify(list_name, message.sender, id_number) is None:
         return CONFIRMING_SUBSCRIBE
     model.add_subscriber(list_name, message.sender.lower())
-    _tell(message, "welcome.txt", "Welcome to {{ list_name }}",
-          address=message.sender, list_name=list_name, host=host)
+    _tell(
+        message,
+        "welcome.txt",
+        "Welcome to {{ list_name }}",
+        address=message.sender,
+        list_name=list_name,
+        host=host,
+    )
     return POSTING
 
 
@@ -66,12 +81,20 @@ def POSTING(message: MailRequest, list_name: str, host: str, action: str | None 
 
 
 @route_like(CONFIRMING_SUBSCRIBE)
-def CONFIRMING_UNSUBSCRIBE(message: MailRequest, list_name: str, id_number: str, host: str) -> object:
+def CONFIRMING_UNSUBSCRIBE(
+    message: MailRequest, list_name: str, id_number: str, host: str
+) -> object:
     if current_app().confirmations.verify(list_name, message.sender, id_number) is None:
         return POSTING
     model.remove_subscriber(list_name, message.sender.lower())
-    _tell(message, "goodbye.txt", "You have left {{ list_name }}",
-          address=message.sender, list_name=list_name, host=host)
+    _tell(
+        message,
+        "goodbye.txt",
+        "You have left {{ list_name }}",
+        address=message.sender,
+        list_name=list_name,
+        host=host,
+    )
     return START
 
 
@@ -80,8 +103,16 @@ def _post(message: MailRequest, list_name: str, host: str) -> None:
     post = BytesParser(policy=email.policy.default).parsebytes(message.original)
     assert isinstance(post, EmailMessage)
     list_address = f"{list_name}@{host}"
-    for header in ("List-Id", "List-Post", "List-Subscribe", "List-Unsubscribe", "Precedence",
-                   "Return-Path", "Delivered-To", "Received"):
+    for header in (
+        "List-Id",
+        "List-Post",
+        "List-Subscribe",
+        "List-Unsubscribe",
+        "Precedence",
+        "Return-Path",
+        "Delivered-To",
+        "Received",
+    ):
         del post[header]
     post["List-Id"] = f"<{list_name}.{host}>"
     post["List-Post"] = f"<mailto:{list_address}>"

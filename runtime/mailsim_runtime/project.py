@@ -30,7 +30,7 @@ from mailsim_runtime.relay import RetryPolicy
 from mailsim_runtime.state import MemoryStateStore, SqlStateStore, StateStore
 from mailsim_runtime.transport import Transport
 
-__all__ = ["build_app", "find_project", "load_project"]
+__all__ = ["build_app", "find_project", "load_project", "make_importable"]
 
 
 def find_project(start: str | Path) -> Path | None:
@@ -42,7 +42,7 @@ def find_project(start: str | Path) -> Path | None:
     return None
 
 
-def _importable(config: Config) -> None:
+def make_importable(config: Config) -> None:
     """Put the project first on the import path, its packages ahead of any other's.
 
     Handler modules are named relative to the project folder ("app.handlers.x"), as
@@ -79,7 +79,7 @@ def build_app(
     ``in_memory=True`` keeps state, queues and confirmations in memory (the
     simulated world); otherwise they live in the configured database and folders.
     """
-    _importable(config)
+    make_importable(config)
     clock = clock or SystemClock()
     states: StateStore
     queues: dict[str, Any]

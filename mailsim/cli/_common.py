@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-
 from mailsim_runtime.config import Config, ConfigError, load_config
 from mailsim_runtime.project import find_project
 

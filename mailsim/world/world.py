@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailsim_runtime.addresses import AddressRefused, canonical_address
 from mailsim_runtime.app import App
@@ -30,6 +31,9 @@ from mailsim.world.clock import WORLD_EPOCH, VirtualClock
 from mailsim.world.hosts import RemoteHost
 from mailsim.world.mailbox import Mailbox
 from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
+
+if TYPE_CHECKING:
+    from mailsim.spec.relay import Probe, RelayReport
 
 __all__ = ["HandlerFailed", "MailLoop", "UnexpectedMail", "World", "WorldError"]
 
@@ -428,6 +432,24 @@ class World:
     def state(self, module: str, key: str) -> str:
         """The state of a conversation (key: usually the sender's address)."""
         return self.app.states.get(module, key.lower())
+
+    def expect_state(self, module: str, key: str, state: str) -> None:
+        """Fail, explaining, unless a conversation is in *state*."""
+        __tracebackhide__ = True
+        from mailsim.spec.state import expect_state
+
+        expect_state(self, module, key, state)
+
+    def check_open_relay(self, ip: str = "127.0.0.1") -> RelayReport:
+        """Run the 16 open-relay probes against the application's RCPT decision."""
+        from mailsim.spec.relay import relay_probes, run_relay_probes
+
+        def try_probe(probe: Probe) -> tuple[bool, str]:
+            if self.app.accepts(probe.recipient):
+                return False, "250 accepted"
+            return True, "550 5.1.1 recipient rejected"
+
+        return run_relay_probes(relay_probes(self.app.hostname, ip), try_probe)
 
     def unexpected_mail(self) -> list[str]:
         """Mail in any mailbox that no assertion claimed."""

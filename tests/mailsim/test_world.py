@@ -240,3 +240,37 @@ def test_people_cannot_live_in_the_apps_domain() -> None:
         world().mailbox("x@app.example.com")
     with pytest.raises(ValueError, match="own domain"):
         world().host("app.example.com")
+
+
+def test_state_expectations_explain_themselves() -> None:
+    from sample_handlers import fsm
+
+    w = World(App([fsm], hostname="fsm.example.com"))
+    w.mailbox("alice@example.org").send("go@fsm.example.com", subject="x")
+    w.expect_state(fsm.__name__, "alice@example.org", "WAITING")
+    with pytest.raises(AssertionError) as failure:
+        w.expect_state(fsm.__name__, "Bob@example.org", "WAITING")
+    assert str(failure.value).splitlines() == [
+        f"expected conversation 'Bob@example.org' of {fsm.__name__} in state WAITING, "
+        "but it is in START",
+        "conversations of that module: alice@example.org in WAITING",
+    ]
+    with pytest.raises(AssertionError, match="no handler module nope is loaded"):
+        w.expect_state("nope", "alice@example.org", "WAITING")
+
+
+def test_open_relay_battery_against_the_app() -> None:
+    report = world().check_open_relay()
+    assert len(report.results) == 16
+    assert report.open == []
+    assert str(report).splitlines()[-1] == "not an open relay"
+
+
+def test_open_relay_battery_finds_a_hole() -> None:
+    class Leaky(App):
+        def accepts(self, address: str) -> bool:
+            return "relay-probe" in address or super().accepts(address)
+
+    report = World(Leaky([relaying], hostname="app.example.com")).check_open_relay()
+    assert len(report.open) >= 10
+    assert "OPEN RELAY" in str(report)

@@ -18,3 +18,22 @@ def test_subscribe_confirm_post_unsubscribe(mail_world, mailbox):
     bob.expect(subject="You have left python")
     assert mail_world.state(MODULE, "python:bob@example.org") == "START"
     assert mail_world.state(MODULE, "python:alice@example.org") == "POSTING"
+
+
+def test_a_confirmation_expires_after_three_days(mail_world, mailbox):
+    alice = mailbox("alice@example.org")
+    alice.send("python-subscribe@lists.example.com", subject="subscribe")
+    confirm = alice.expect(subject="Please confirm: subscribe to python")
+    mail_world.clock.advance(days=3)
+    alice.reply(confirm)
+    alice.expect_no_mail()  # no welcome: the secret has expired
+    mail_world.expect_state(MODULE, "python:alice@example.org", "CONFIRMING_SUBSCRIBE")
+
+
+def test_a_confirmation_in_time_is_accepted(mail_world, mailbox):
+    alice = mailbox("alice@example.org")
+    alice.send("python-subscribe@lists.example.com", subject="subscribe")
+    confirm = alice.expect(subject="Please confirm: subscribe to python")
+    mail_world.clock.advance(days=2, hours=23)
+    alice.reply(confirm)
+    alice.expect(subject="Welcome to python")

@@ -25,12 +25,20 @@ from mailsim_runtime.confirm import (
     SqlConfirmationStorage,
 )
 from mailsim_runtime.db import create_engine, upgrade
+from mailsim_runtime.mx import DnsResolver
+from mailsim_runtime.outbox import DurableOutbox
 from mailsim_runtime.queue import MaildirQueue, MemoryQueue
-from mailsim_runtime.relay import RetryPolicy
+from mailsim_runtime.relay import MemoryOutbox, Outbox, RetryPolicy
 from mailsim_runtime.state import MemoryStateStore, SqlStateStore, StateStore
-from mailsim_runtime.transport import Transport
+from mailsim_runtime.transport import LmtpTransport, SmtpTransport, Transport
 
-__all__ = ["build_app", "find_project", "load_project", "make_importable"]
+__all__ = [
+    "build_app",
+    "find_project",
+    "load_project",
+    "make_importable",
+    "transport_from_config",
+]
 
 
 def find_project(start: str | Path) -> Path | None:
@@ -66,6 +74,51 @@ def make_importable(config: Config) -> None:
     importlib.invalidate_caches()
 
 
+def transport_from_config(config: Config) -> Transport:
+    """The SMTP or LMTP transport ``[relay]`` describes.
+
+    ``mode = "smarthost"`` sends everything to ``host``:``port``; ``mode = "mx"``
+    delivers straight to each recipient domain's MX hosts on ``port`` (25), which
+    allows neither LMTP, implicit TLS nor AUTH.
+    """
+    relay = config.relay
+    if relay.mode == "mx":
+        for key, wrong in (
+            ("protocol", relay.protocol == "lmtp"),
+            ("ssl", relay.ssl),
+            ("username", relay.username is not None),
+        ):
+            if wrong:
+                raise ConfigError(
+                    config.path,
+                    None,
+                    f"[relay] {key}",
+                    'direct delivery (mode = "mx") uses SMTP without implicit TLS or AUTH',
+                )
+        return SmtpTransport(
+            port=relay.port,
+            resolver=DnsResolver(lifetime=relay.timeout.total_seconds()),
+            starttls=relay.starttls,
+            timeout=relay.timeout,
+            local_hostname=config.app.hostname,
+        )
+    if relay.starttls and relay.ssl:
+        raise ConfigError(
+            config.path, None, "[relay] ssl", "choose starttls or ssl (implicit TLS), not both"
+        )
+    kind = LmtpTransport if relay.protocol == "lmtp" else SmtpTransport
+    return kind(
+        relay.host,
+        relay.port,
+        starttls=relay.starttls,
+        ssl=relay.ssl,
+        username=relay.username,
+        password=relay.password,
+        timeout=relay.timeout,
+        local_hostname=config.app.hostname,
+    )
+
+
 def build_app(
     config: Config,
     *,
@@ -76,8 +129,9 @@ def build_app(
 ) -> App:
     """Build the app *config* describes, sending through *transport*.
 
-    ``in_memory=True`` keeps state, queues and confirmations in memory (the
-    simulated world); otherwise they live in the configured database and folders.
+    ``in_memory=True`` keeps state, queues, confirmations and outgoing mail in
+    memory (the simulated world); otherwise they live in the configured database
+    and folders, outgoing mail in a durable outbox at ``[relay] queue``.
     """
     make_importable(config)
     clock = clock or SystemClock()
@@ -93,6 +147,7 @@ def build_app(
         undeliverable: Any = MemoryQueue()
         queues = {name: MemoryQueue() for name in config.queues}
         confirm_storage: Any = MemoryConfirmationStorage()
+        outbox: Outbox = MemoryOutbox()
     else:
         # One engine for the conversations, the confirmations and the app's own
         # tables, so that a handler's writes join its conversation's transaction.
@@ -104,13 +159,18 @@ def build_app(
         )
         queues = {name: MaildirQueue(folder) for name, folder in config.queues.items()}
         confirm_storage = SqlConfirmationStorage(database)
+        outbox = DurableOutbox(config.relay.queue)
     queues.setdefault("undeliverable", undeliverable)
     spam = None
     if config.spam.enabled:
+        from mailsim_runtime import db
         from mailsim_runtime.spam import SpamFilter
 
+        if in_memory:
+            # The world's filter starts untrained, in its own in-memory database.
+            db.metadata.create_all(database, tables=[db.spam_words, db.spam_totals])
         spam = SpamFilter(
-            config.spam.database or database,
+            database if in_memory else config.spam.database or database,
             spam_cutoff=config.spam.spam_cutoff,
             ham_cutoff=config.spam.ham_cutoff,
         )
@@ -126,6 +186,7 @@ def build_app(
         settings=config.settings,
         clock=clock,
         undeliverable=undeliverable,
+        outbox=outbox,
         retry=RetryPolicy(
             first=relay.retry_first,
             factor=relay.retry_factor,

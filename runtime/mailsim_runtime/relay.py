@@ -1,11 +1,23 @@
 """Outbound mail: queue first, deliver, retry with backoff, bounce when the lifetime ends.
 
-Every message is put in an :class:`Outbox` before the first attempt. A temporary
-failure (4xx) is retried on a :class:`RetryPolicy` schedule read off the app's
-clock; a permanent failure (5xx), or a temporary one that outlives the policy's
-lifetime, sends the envelope sender an RFC 3464 report from the null sender. A
-bounce is never bounced: when a report itself cannot be delivered, it is kept in
-the outbox's ``failed`` list and logged, not dropped.
+Every message is put in an :class:`Outbox` before the first attempt (in
+production a :class:`~mailsim_runtime.outbox.DurableOutbox`, on disk). A
+temporary failure (4xx) is retried on a :class:`RetryPolicy` schedule read off
+the app's clock; a permanent failure (5xx), or a temporary one that outlives the
+policy's lifetime, sends the envelope sender an RFC 3464 report from the null
+sender. A bounce is never bounced: when a report itself cannot be delivered, it
+is kept in the outbox's ``failed`` list and logged, not dropped. The report is
+queued before the failed message is forgotten, so a crash in between may send
+a report twice but never loses it.
+
+Each attempt *claims* its item in the outbox first, so two threads (or two
+processes sharing a durable outbox) never attempt the same message at once;
+nothing else is locked, so a slow server holds up only the mail going to it.
+
+Who makes the attempts: by default :meth:`Relay.deliver` makes the first one in
+the calling thread (the simulated world, scripts, tests). A running
+:class:`RelayRunner` takes that over: while it runs, ``deliver`` only queues
+and wakes it, so a handler thread never waits on a remote server.
 
 :meth:`Relay.reply` applies RFC 3834 before answering anything automatically.
 """
@@ -16,12 +28,14 @@ import email.policy
 import itertools
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
+from types import TracebackType
 from typing import Protocol
 
 from mailsim_runtime.clock import Clock, SystemClock
@@ -34,6 +48,7 @@ __all__ = [
     "Outbox",
     "Outgoing",
     "Relay",
+    "RelayRunner",
     "RetryPolicy",
     "auto_reply_refusal",
 ]
@@ -105,14 +120,25 @@ class Outgoing:
 
 
 class Outbox(Protocol):
-    """Where outgoing mail waits. The durable one lives on disk (see :mod:`queue`)."""
+    """Where outgoing mail waits. The durable one is :class:`~mailsim_runtime.outbox.DurableOutbox`.
 
-    failed: list[Outgoing]
+    An item is attempted only while claimed: :meth:`claim` hands its current state
+    to one taker at a time, and :meth:`release` gives it back after the outcome
+    has been recorded with :meth:`update` or :meth:`remove`.
+    """
+
+    @property
+    def failed(self) -> list[Outgoing]:
+        """Bounces that could not be delivered, kept rather than dropped."""
+        ...
 
     def add(self, item: Outgoing) -> None: ...
     def update(self, item: Outgoing) -> None: ...
     def remove(self, item_id: str) -> None: ...
     def items(self) -> list[Outgoing]: ...
+    def claim(self, item_id: str) -> Outgoing | None: ...
+    def release(self, item_id: str) -> None: ...
+    def keep_failed(self, item: Outgoing) -> None: ...
 
 
 class MemoryOutbox:
@@ -120,22 +146,48 @@ class MemoryOutbox:
 
     def __init__(self) -> None:
         self._items: dict[str, Outgoing] = {}
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
         self.failed: list[Outgoing] = []
 
     def add(self, item: Outgoing) -> None:
-        self._items[item.id] = item
+        with self._lock:
+            self._items[item.id] = item
 
     update = add
 
     def remove(self, item_id: str) -> None:
-        self._items.pop(item_id, None)
+        with self._lock:
+            self._items.pop(item_id, None)
 
     def items(self) -> list[Outgoing]:
-        return list(self._items.values())
+        with self._lock:
+            return list(self._items.values())
+
+    def claim(self, item_id: str) -> Outgoing | None:
+        with self._lock:
+            item = self._items.get(item_id)
+            if item is None or item_id in self._claimed:
+                return None
+            self._claimed.add(item_id)
+            return item
+
+    def release(self, item_id: str) -> None:
+        with self._lock:
+            self._claimed.discard(item_id)
+
+    def keep_failed(self, item: Outgoing) -> None:
+        with self._lock:
+            self.failed.append(item)
 
 
 class Relay:
-    """Sends what handlers produce, through one :class:`Transport`."""
+    """Sends what handlers produce, through one :class:`Transport`.
+
+    With ``attempt_at_once=False``, :meth:`deliver` only queues; something must
+    then call :meth:`run_due` (a :class:`RelayRunner` does, woken through
+    :attr:`queued`).
+    """
 
     def __init__(
         self,
@@ -146,6 +198,7 @@ class Relay:
         outbox: Outbox | None = None,
         retry: RetryPolicy | None = None,
         new_message_id: Callable[[], str] | None = None,
+        attempt_at_once: bool = True,
     ) -> None:
         self.transport = transport
         self.hostname = hostname
@@ -153,8 +206,11 @@ class Relay:
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
         self.retry = retry or RetryPolicy()
         self.new_message_id = new_message_id or (lambda: make_msgid(domain=self.hostname))
+        self.attempt_at_once = attempt_at_once
+        self.queued = threading.Event()  # set when mail was queued and not attempted
         self._serial = itertools.count(1)
-        self._lock = threading.Lock()
+        # Item ids must not collide between relays (processes) sharing one outbox.
+        self._instance = secrets.token_hex(4)
 
     def __repr__(self) -> str:
         return f"<Relay via {self.transport!r}, {len(self.outbox.items())} queued>"
@@ -168,27 +224,35 @@ class Relay:
         sender: str | None = None,
         recipients: Sequence[str] | None = None,
     ) -> Outgoing:
-        """Queue *message* and make the first attempt.
+        """Queue *message* and (unless a runner makes the attempts) make the first attempt.
 
         The envelope defaults to the From address and every To/Cc/Bcc address;
-        a missing Date or Message-ID is filled in.
+        a missing Date or Message-ID is filled in. The returned item shows the
+        outcome of an attempt made here.
         """
         raw, default_sender, default_recipients = self._prepare(message)
         envelope_sender = default_sender if sender is None else sender
         targets = tuple(recipients) if recipients is not None else default_recipients
         if not targets:
             raise ValueError("the message has no recipients: give To, Cc, Bcc or recipients=")
+        item = self._queue(raw, Envelope(envelope_sender, targets))
+        if self.attempt_at_once:
+            self._attempt(item)
+        return item
+
+    def _queue(self, raw: bytes, envelope: Envelope) -> Outgoing:
         now = self.clock.now()
         item = Outgoing(
-            id=f"{now.strftime('%Y%m%d%H%M%S')}.{next(self._serial)}",
-            envelope=Envelope(envelope_sender, targets),
+            id=f"{now.strftime('%Y%m%d%H%M%S')}.{self._instance}.{next(self._serial)}",
+            envelope=envelope,
             message=raw,
             queued_at=now,
             next_attempt=now,
-            pending=targets,
+            pending=envelope.recipients,
         )
         self.outbox.add(item)
-        self._attempt(item)
+        if not self.attempt_at_once:
+            self.queued.set()
         return item
 
     def reply(
@@ -246,46 +310,77 @@ class Relay:
 
     # Attempts -------------------------------------------------------------------
 
-    def run_due(self) -> int:
-        """Attempt every queued message whose time has come; returns how many."""
+    def run_due(self, *, stop: threading.Event | None = None) -> int:
+        """Attempt every queued message whose time has come; returns how many.
+
+        Items another thread or process is attempting are left to it. Once *stop*
+        is set, no further attempt is begun.
+        """
         now = self.clock.now()
-        due = [item for item in self.outbox.items() if item.next_attempt <= now]
-        for item in due:
-            self._attempt(item)
-        return len(due)
+        attempted = 0
+        for item in self.outbox.items():
+            if stop is not None and stop.is_set():
+                break
+            if item.next_attempt <= now:
+                attempted += self._attempt(item, due_by=now)
+        return attempted
 
     def next_due(self) -> datetime | None:
         """When the next retry is due, or None when nothing waits."""
         times = [item.next_attempt for item in self.outbox.items()]
         return min(times) if times else None
 
-    def _attempt(self, item: Outgoing) -> None:
-        with self._lock:
-            envelope = replace(item.envelope, recipients=item.pending)
-            results = self.transport.deliver(envelope, item.message)
-            now = self.clock.now()
-            item.attempts += 1
-            item.results.update(results)
-            missing = [r for r in item.pending if r not in results]
-            if missing:
-                raise RuntimeError(f"{self.transport!r} gave no result for {missing}")
-            failed = [results[r] for r in item.pending if results[r].permanent]
-            waiting = tuple(r for r in item.pending if results[r].temporary)
-            expired = now - item.queued_at >= self.retry.lifetime
-            if expired:
-                failed += [results[r] for r in waiting]
-                waiting = ()
-            item.pending = waiting
-            item.next_attempt = now + self.retry.delay(item.attempts)
-            if item.done:
-                self.outbox.remove(item.id)
-            else:
-                self.outbox.update(item)
-                log.info("%s: will retry %s at %s", item.id, list(waiting), item.next_attempt)
-        if failed:
-            self._bounce(item, failed, expired=expired)
+    def _attempt(self, item: Outgoing, *, due_by: datetime | None = None) -> bool:
+        """One attempt at *item*, if it can be claimed (and is still due by *due_by*)."""
+        claimed = self.outbox.claim(item.id)
+        if claimed is None:
+            return False
+        try:
+            if due_by is not None and claimed.next_attempt > due_by:
+                return False  # attempted by someone else since it was listed
+            bounce = self._attempt_claimed(claimed)
+        finally:
+            self.outbox.release(item.id)
+        if claimed is not item:  # the caller's copy shows the outcome too
+            item.attempts, item.pending = claimed.attempts, claimed.pending
+            item.next_attempt, item.results = claimed.next_attempt, claimed.results
+        if bounce is not None and self.attempt_at_once:
+            self._attempt(bounce)
+        return True
 
-    def _bounce(self, item: Outgoing, failed: Iterable[RecipientResult], *, expired: bool) -> None:
+    def _attempt_claimed(self, item: Outgoing) -> Outgoing | None:
+        """Attempt a claimed item and record the outcome; returns a bounce it queued."""
+        envelope = replace(item.envelope, recipients=item.pending)
+        results = self.transport.deliver(envelope, item.message)
+        missing = [r for r in item.pending if r not in results]
+        if missing:
+            raise RuntimeError(f"{self.transport!r} gave no result for {missing}")
+        now = self.clock.now()
+        item.attempts += 1
+        item.results.update(results)
+        failed = [results[r] for r in item.pending if results[r].permanent]
+        waiting = tuple(r for r in item.pending if results[r].temporary)
+        expired = now - item.queued_at >= self.retry.lifetime
+        if expired:
+            failed += [results[r] for r in waiting]
+            waiting = ()
+        item.pending = waiting
+        item.next_attempt = now + self.retry.delay(item.attempts)
+        bounce = None
+        if failed:
+            # Before the item is updated or removed: a crash may repeat a report, not lose it.
+            bounce = self._bounce(item, failed, expired=expired)
+        if item.done:
+            self.outbox.remove(item.id)
+        else:
+            self.outbox.update(item)
+            log.info("%s: will retry %s at %s", item.id, list(waiting), item.next_attempt)
+        return bounce
+
+    def _bounce(
+        self, item: Outgoing, failed: Iterable[RecipientResult], *, expired: bool
+    ) -> Outgoing | None:
+        """Queue a report on *failed* for the sender; a failed bounce is kept instead."""
         failures = [_failure(result, expired) for result in failed]
         if not item.envelope.sender:
             log.error(
@@ -293,8 +388,8 @@ class Relay:
                 item.id,
                 ", ".join(str(r) for r in failed),
             )
-            self.outbox.failed.append(item)
-            return
+            self.outbox.keep_failed(item)
+            return None
         report = build_dsn(
             reporting_mta=self.hostname,
             postmaster=f"MAILER-DAEMON@{self.hostname}",
@@ -305,7 +400,93 @@ class Relay:
             now=self.clock.now(),
             message_id=self.new_message_id(),
         )
-        self.deliver(report, sender="", recipients=[item.envelope.sender])
+        return self._queue(self._stamp(report), Envelope("", (item.envelope.sender,)))
+
+
+class RelayRunner:
+    """Retries what is due, on a background thread, every *interval* (or sooner).
+
+    ``RelayRunner(relay).start()`` … ``.stop()``, or use it as a context manager.
+    With *first_attempts* (the default) the runner also makes first attempts:
+    while it runs, ``relay.deliver`` only queues and wakes it, so handler threads
+    never wait on a remote server; :meth:`stop` hands that back. *threads*
+    runners work side by side, each attempt on an item of its own (claims keep
+    them apart), so one slow server does not hold up all outgoing mail.
+    """
+
+    def __init__(
+        self,
+        relay: Relay,
+        interval: timedelta = timedelta(seconds=30),
+        *,
+        first_attempts: bool = True,
+        threads: int = 1,
+    ) -> None:
+        if threads < 1:
+            raise ValueError("a runner needs at least one thread")
+        self.relay = relay
+        self.interval = interval
+        self.first_attempts = first_attempts
+        self._threads: list[threading.Thread] = []
+        self._count = threads
+        self._stopping = threading.Event()
+        self._attempted_at_once = relay.attempt_at_once
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<RelayRunner {state} every {self.interval} on {self.relay!r}>"
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def start(self) -> RelayRunner:
+        """Start the runner's threads; returns the runner."""
+        if self.running:
+            raise RuntimeError("this runner is already running")
+        self._stopping.clear()
+        if self.first_attempts:
+            self._attempted_at_once = self.relay.attempt_at_once
+            self.relay.attempt_at_once = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"mailsim-relay-{n}", daemon=True)
+            for n in range(1, self._count + 1)
+        ]
+        for thread in self._threads:
+            thread.start()
+        self.relay.queued.set()  # whatever an earlier process left queued is due now
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop once the attempts under way end (each is bounded by the transport's
+        timeouts); what is still queued stays queued for the next start."""
+        self._stopping.set()
+        self.relay.queued.set()  # wake the threads to see the stop
+        for thread in self._threads:
+            thread.join(timeout)
+        if self.first_attempts:
+            self.relay.attempt_at_once = self._attempted_at_once
+
+    def __enter__(self) -> RelayRunner:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            # Cleared before the run: mail queued during it wakes the next wait at once.
+            self.relay.queued.clear()
+            try:
+                self.relay.run_due(stop=self._stopping)
+            except Exception:
+                log.exception("the relay runner's attempt failed; trying again later")
+            self.relay.queued.wait(self.interval.total_seconds())
 
 
 def _failure(result: RecipientResult, expired: bool) -> FailedRecipient:

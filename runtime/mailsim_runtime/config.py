@@ -275,6 +275,15 @@ class _Reader:
         raise TypeError(f"cannot read a {kind!r}")  # a schema mistake, not the user's
 
 
+def _anchor_sqlite(url: str, root: Path) -> str:
+    """A relative SQLite file (``sqlite:///run/x.db``) is relative to the project."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            return f"sqlite:///{root / relative}"
+    return url
+
+
 def _resolve_paths(config: Config) -> Config:
     """Dataclass defaults are relative to the project: anchor them at its folder."""
     root = config.root
@@ -288,17 +297,16 @@ def _resolve_paths(config: Config) -> Config:
         }
         return dataclasses.replace(section, **changes)
 
-    database = config.database
-    if database.url.startswith("sqlite:///") and not database.url.startswith("sqlite:////"):
-        relative = database.url.removeprefix("sqlite:///")
-        if relative and relative != ":memory:":
-            database = DatabaseSection(url=f"sqlite:///{root / relative}")
+    spam = config.spam
+    if spam.database is not None:
+        spam = dataclasses.replace(spam, database=_anchor_sqlite(spam.database, root))
     return dataclasses.replace(
         config,
+        database=DatabaseSection(url=_anchor_sqlite(config.database.url, root)),
+        spam=spam,
         app=anchored(config.app),
         receiver=anchored(config.receiver),
         relay=anchored(config.relay),
-        database=database,
     )
 
 

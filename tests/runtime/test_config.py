@@ -29,6 +29,10 @@ recipients = 50
 [queues]
 spam = "run/spam"
 
+[spam]
+enabled = true
+database = "sqlite:///run/spam.sqlite3"
+
 [settings]
 list_owner = "owner@example.com"
 """
@@ -53,6 +57,7 @@ def test_a_good_file_is_read_into_typed_settings(tmp_path: Path) -> None:
     assert config.limits.recipients == 50
     assert config.limits.message_size == 10_240_000
     assert config.queues == {"spam": tmp_path / "run" / "spam"}
+    assert config.spam.database == f"sqlite:///{tmp_path / 'run' / 'spam.sqlite3'}"
     assert config.settings == {"list_owner": "owner@example.com"}
     assert config.domains == ["lists.example.com"]
     assert load_config(tmp_path) == config  # a folder means its mailsim.toml

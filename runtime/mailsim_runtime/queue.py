@@ -7,6 +7,15 @@ taken out by renaming it from ``new/`` into ``cur/``: a rename succeeds for exac
 one taker, so any number of threads and processes can pop from one queue. Messages
 over ``max_size`` are moved to ``oversize/`` when met, never silently lost.
 
+A receiver that must not lose a message once it is taken uses :meth:`MaildirQueue.claim`
+instead: the message stays in ``cur/`` (named after the claiming :class:`QueueOwner`)
+until :meth:`MaildirQueue.finish` removes it, and :meth:`MaildirQueue.recover` puts
+back in line whatever a dead owner left claimed. Recipients already delivered are
+recorded in ``delivered/`` so that a message is not delivered twice to them after a
+crash. :meth:`MaildirQueue.push_many`, :meth:`MaildirQueue.record_delivered` and
+:meth:`MaildirQueue.finish_many` make many changes durable with one flush of each
+folder (group commit).
+
 Both queues are also :class:`~mailsim_runtime.routing.Sink` objects: pushing a
 :class:`~mailsim_runtime.mail.MailRequest` with a reason records its envelope in
 ``Return-Path``, ``Delivered-To`` and ``X-Mailsim-Reason`` lines, as a local
@@ -15,22 +24,33 @@ delivery agent would.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import logging
 import os
+import re
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailsim_runtime.mail import MailRequest, MailResponse
 
-__all__ = ["MaildirQueue", "MemoryQueue", "as_queue_bytes"]
+__all__ = ["Claim", "MaildirQueue", "MemoryQueue", "QueueOwner", "as_queue_bytes"]
 
 log = logging.getLogger("mailsim.queue")
 
 _SUBFOLDERS = ("tmp", "new", "cur", "oversize")
+_DELIVERED = "delivered"  # per-message journals of the recipients already delivered to
+_OWNERS = "owners"  # one locked file per live claimer
+_CLAIMED_BY = ":"  # cur/<key>:<owner>; a key never holds one
+# An owner's name. Anything else in cur/ is not a claim: a message pop() is taking,
+# or, in a Maildir a mail client also reads, one it has read ("<key>:2,S").
+_OWNER_NAME = re.compile(r"\d+-[0-9a-f]{12}")
 
 
 def _header_safe(value: str) -> str:
@@ -85,18 +105,49 @@ class MaildirQueue:
 
     def push(self, message: bytes | MailRequest | MailResponse, reason: str | None = None) -> str:
         """Store *message*; returns its key. Durable (fsync'd) before it returns."""
-        data = as_queue_bytes(message, reason)
-        key = self._unique()
-        temporary = self.path / "tmp" / key
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-            if self.durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.rename(temporary, self.path / "new" / key)
-        if self.durable:
+        return self.push_many([as_queue_bytes(message, reason)])[0]
+
+    def push_many(self, messages: Sequence[bytes]) -> list[str]:
+        """Store every message of *messages* with one flush of ``new/``; their keys.
+
+        Each is written to ``tmp/`` and fsync'd before any is renamed into ``new/``,
+        so the directory is flushed once for the lot. Nothing is stored if any
+        write fails.
+        """
+        written: list[tuple[str, Path]] = []
+        handles = []
+        try:
+            try:
+                for data in messages:
+                    key = self._unique()
+                    temporary = self.path / "tmp" / key
+                    handle = open(temporary, "xb")  # noqa: SIM115 - closed below, after fsync
+                    handles.append(handle)
+                    written.append((key, temporary))
+                    handle.write(data)
+                for handle in handles:
+                    handle.flush()
+                if self.durable:
+                    # All written first and flushed after: the first fsync commits
+                    # the filesystem journal holding every file's creation, so the
+                    # others cost little.
+                    for handle in handles:
+                        os.fsync(handle.fileno())
+            finally:
+                for handle in handles:
+                    handle.close()
+            for key, temporary in written:
+                os.rename(temporary, self.path / "new" / key)
+        except BaseException:
+            for key, temporary in written:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path / "new" / key)
+            raise
+        if self.durable and written:
             self._fsync_dir(self.path / "new")
-        return key
+        return [key for key, _ in written]
 
     def keys(self) -> list[str]:
         """Keys of the waiting messages, oldest first."""
@@ -149,12 +200,232 @@ class MaildirQueue:
     def oversize(self) -> list[str]:
         return sorted(os.listdir(self.path / "oversize"))
 
+    # Claims: taking a message without removing it ----------------------------------
+
+    def owner(self) -> QueueOwner:
+        """A new :class:`QueueOwner` for this queue (close it when done claiming)."""
+        return QueueOwner(self.path / _OWNERS)
+
+    def claim(self, key: str | None = None, owner: QueueOwner | None = None) -> Claim | None:
+        """Take message *key* (or the oldest) out of line, leaving it in ``cur/``.
+
+        The message stays there until :meth:`finish` (or :meth:`release`); if its
+        *owner* dies first, :meth:`recover` puts it back. None when the message
+        is gone (another taker was first) or the queue is empty.
+        """
+        for candidate in [key] if key is not None else self.keys():
+            name = f"{candidate}{_CLAIMED_BY}{owner.name}" if owner is not None else candidate
+            claimed = self.path / "cur" / name
+            try:
+                os.rename(self.path / "new" / candidate, claimed)
+            except FileNotFoundError:
+                continue  # another taker was first
+            if self.max_size is not None and claimed.stat().st_size > self.max_size:
+                os.rename(claimed, self.path / "oversize" / candidate)
+                log.warning(
+                    "%s: message %s is over %d bytes; set aside in oversize/",
+                    self.path,
+                    candidate,
+                    self.max_size,
+                )
+                continue
+            return Claim(candidate, name, claimed.read_bytes())
+        return None
+
+    def claimed(self) -> list[str]:
+        """File names in ``cur/`` of claims: messages taken and not yet finished."""
+        return sorted(
+            name
+            for name in os.listdir(self.path / "cur")
+            if _OWNER_NAME.fullmatch(name.partition(_CLAIMED_BY)[2])
+        )
+
+    def release(self, claim: Claim) -> bool:
+        """Put a claimed message back in line (it keeps its delivery journal)."""
+        try:
+            os.rename(self.path / "cur" / claim.name, self.path / "new" / claim.key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def finish(self, claim: Claim) -> None:
+        """Remove a claimed message for good, with its delivery journal."""
+        self.finish_many([claim])
+
+    def finish_many(self, claims: Iterable[Claim], *, flush: bool = True) -> list[Path]:
+        """:meth:`finish` for several messages, with one flush of ``cur/``.
+
+        With ``flush=False`` nothing is fsync'd: the paths that need it are
+        returned, for :meth:`flush` to make durable later (with others').
+        """
+        claims = list(claims)
+        for claim in claims:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path / "cur" / claim.name)
+        for claim in claims:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path / _DELIVERED / claim.key)
+        pending = [self.path / "cur"] if self.durable and claims else []
+        if flush:
+            self.flush(pending)
+            return []
+        return pending
+
+    def record_delivered(
+        self, entries: Iterable[tuple[str, str]], *, flush: bool = True
+    ) -> list[Path]:
+        """Note that message *key* reached *recipient*, for each (key, recipient).
+
+        After a crash, :meth:`delivered` tells which recipients of a message not
+        to deliver it to again. The note is written at once (a process crash
+        cannot lose it) and fsync'd before this returns; with ``flush=False`` the
+        paths still to fsync are returned instead (see :meth:`finish_many`).
+        """
+        folder = self.path / _DELIVERED
+        folder.mkdir(exist_ok=True)
+        pending: dict[Path, None] = {}
+        for key, recipient in entries:
+            journal = folder / key
+            if not journal.exists():
+                pending[folder] = None  # a new entry in the folder
+            with open(journal, "ab") as handle:
+                handle.write(recipient.encode("utf-8", "surrogateescape") + b"\n")
+            pending[journal] = None
+        paths = list(pending) if self.durable else []
+        if flush:
+            self.flush(paths)
+            return []
+        return paths
+
+    def flush(self, paths: Iterable[Path]) -> None:
+        """fsync each file or folder of *paths* once (files first); gone ones are skipped."""
+        unique = sorted(set(paths), key=lambda path: path.is_dir())
+        for path in unique:
+            try:
+                _fsync_path(path)
+            except FileNotFoundError:
+                continue  # finished (and removed) since: nothing left to keep
+
+    def delivered(self, key: str) -> set[str]:
+        """Recipients message *key* was already delivered to (see :meth:`record_delivered`)."""
+        try:
+            text = (self.path / _DELIVERED / key).read_bytes()
+        except FileNotFoundError:
+            return set()
+        # A line cut short by a crash has no newline: that delivery was not recorded.
+        lines = text.split(b"\n")[:-1]
+        return {line.decode("utf-8", "surrogateescape") for line in lines if line}
+
+    def recover(self) -> int:
+        """Put back in line every message whose claimer is gone; returns how many.
+
+        A claimer is gone when its :class:`QueueOwner` lock is free: the operating
+        system drops it when the process ends, even by SIGKILL. Journals of
+        messages that no longer exist are removed.
+        """
+        verdicts: dict[str, bool] = {}
+        recovered = 0
+        for name in self.claimed():
+            key, _, owner = name.partition(_CLAIMED_BY)
+            if owner not in verdicts:
+                verdicts[owner] = _owner_alive(self.path / _OWNERS / owner)
+            if verdicts[owner]:
+                continue
+            try:
+                os.rename(self.path / "cur" / name, self.path / "new" / key)
+            except FileNotFoundError:
+                continue
+            recovered += 1
+        for owner, alive in verdicts.items():
+            if not alive:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path / _OWNERS / owner)
+        self._drop_stale_journals()
+        if recovered:
+            log.warning("%s: %d claimed messages put back in line", self.path, recovered)
+            if self.durable:
+                self._fsync_dir(self.path / "new")
+        return recovered
+
+    def _drop_stale_journals(self) -> None:
+        folder = self.path / _DELIVERED
+        if not folder.is_dir():
+            return
+        journals = set(os.listdir(folder))
+        if not journals:
+            return
+        present = set(os.listdir(self.path / "new"))
+        present.update(name.partition(_CLAIMED_BY)[0] for name in self.claimed())
+        for key in journals - present:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / key)
+
     def clear(self) -> int:
         """Remove every waiting message; returns how many."""
         removed = 0
         for key in self.keys():
             removed += self.remove(key)
         return removed
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _owner_alive(lock_file: Path) -> bool:
+    """Whether the owner holding *lock_file* still runs (its lock is held)."""
+    try:
+        fd = os.open(lock_file, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock taken just above, if any
+    return False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A message taken out of line by :meth:`MaildirQueue.claim`."""
+
+    key: str
+    name: str  # its file name in cur/
+    data: bytes
+
+
+class QueueOwner:
+    """The right to hold claimed messages, for as long as this object (and process) lives.
+
+    It is an exclusively locked file in the queue's ``owners/`` folder; claims
+    carry its name. The lock dies with the process however it ends, which is how
+    :meth:`MaildirQueue.recover` tells a live claimer's messages from a dead one's.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.name = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self._path = folder / self.name
+        self._fd: int | None = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __repr__(self) -> str:
+        return f"<QueueOwner {self.name}>"
+
+    def close(self) -> None:
+        """Give up ownership (release or finish every claim first)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path)
+        os.close(self._fd)
+        self._fd = None
 
 
 class MemoryQueue:

@@ -1,0 +1,1 @@
+"""The one-shot blog: a mail publishes a web page, comments need a confirmation."""

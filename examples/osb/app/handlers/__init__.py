@@ -1,0 +1,1 @@
+"""Handler modules of the one-shot blog."""

@@ -1,0 +1,1 @@
+"""The careless app: the step library's failure features run it."""

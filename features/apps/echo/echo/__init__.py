@@ -1,0 +1,1 @@
+"""The echo app: the step library's features run it."""

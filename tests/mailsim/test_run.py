@@ -52,24 +52,6 @@ def test_the_project_found_from_the_current_folder(monkeypatch: pytest.MonkeyPat
     assert "1 scenarios: 1 passed" in output
 
 
-def test_in_the_world_a_dozen_scenarios_take_well_under_a_second(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # The echo app's features: what they measure is mailsim run itself (behave, a
-    # fresh world per scenario, the steps), not an app's own set-up.
-    features = [
-        ROOT / "features" / f"{name}.feature"
-        for name in ("sending_and_receiving", "capture", "time_and_hosts")
-    ]
-    run_features(features)  # imports and template compilation, once
-    result = run_features(features)
-    capsys.readouterr()
-    per_dozen = result.elapsed / len(result.records) * 12
-    assert result.passed
-    assert len(result.records) >= 12
-    assert per_dozen < 0.5, f"{per_dozen:.3f}s per dozen scenarios"
-
-
 def test_tags_choose_the_scenarios() -> None:
     code, output = invoke(str(MAILINGLIST / "features"), "--tags", "not @world")
     assert code == 0, output

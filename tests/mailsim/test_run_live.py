@@ -8,8 +8,6 @@ the server in a subprocess. Everything stays on loopback.
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,31 +18,12 @@ from pathlib import Path
 import pytest
 
 from mailsim.live import Endpoint, LiveError, LiveRun, open_sink, probe_relay
+from mailsim.live.served import free_port, serve_copy
 from mailsim.steps.runner import run_features
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILINGLIST = ROOT / "examples" / "mailinglist"
 MAILSIM = str(Path(sys.executable).parent / "mailsim")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def without_tables(text: str, names: set[str]) -> str:
-    """A TOML text without the tables *names* (and their sub-tables)."""
-    kept: list[str] = []
-    skipping = False
-    for line in text.splitlines():
-        header = re.match(r"\s*\[+\s*([\w.]+)\s*\]+", line)
-        if header:
-            skipping = header.group(1).split(".")[0] in names
-        if not skipping:
-            kept.append(line)
-    return "\n".join(kept) + "\n"
 
 
 @dataclass
@@ -72,49 +51,14 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    project = tmp_path_factory.mktemp("live") / "mailinglist"
-    shutil.copytree(MAILINGLIST, project, ignore=shutil.ignore_patterns("run", "__pycache__"))
-    receiver, sink = free_port(), free_port()
-    config = project / "mailsim.toml"
-    config.write_text(
-        without_tables(config.read_text(), {"receiver", "relay"})
-        + f'\n[receiver]\nhost = "127.0.0.1"\nport = {receiver}\n'
-        + f'\n[relay]\nhost = "127.0.0.1"\nport = {sink}\nretry_first = "1s"\n'
-    )
-    log = (project / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [MAILSIM, "serve", "--project", str(project), "--log-level", "info"],
-        cwd=project,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", receiver), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        "mailsim serve did not start:\n" + (project / "serve.log").read_text()
-                    ) from None
-                time.sleep(0.05)
+    with serve_copy(MAILINGLIST, tmp_path_factory.mktemp("live")) as served:
         yield Server(
-            project,
-            Endpoint("127.0.0.1", receiver),
-            Endpoint("127.0.0.1", sink),
-            f"sqlite:///{project / 'run' / 'mailinglist.sqlite3'}",
-            process,
+            served.project,
+            served.address,
+            served.sink,
+            served.state_url,
+            served.process,
         )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_the_same_features_pass_against_mailsim_serve(server: Server, tmp_path: Path) -> None:

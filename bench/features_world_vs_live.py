@@ -1,0 +1,93 @@
+"""The same feature files in the simulated world and against ``mailsim serve``.
+
+Runs the mailing-list example's features that can run live (``not @world``) once in
+the world (in this process, a fresh world per scenario) and once live (the example
+served by ``mailsim serve`` on loopback, its relay pointed at the run's sink), and
+prints seconds per dozen scenarios and the ratio. Also the step library's own echo
+features in the world: what `mailsim run` itself costs per dozen scenarios.
+
+    .venv/bin/python bench/features_world_vs_live.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from mailsim.live.served import serve_copy
+from mailsim.steps.runner import RunResult, run_features
+
+ROOT = Path(__file__).resolve().parents[1]
+MAILINGLIST = ROOT / "examples" / "mailinglist"
+ECHO_FEATURES = [
+    ROOT / "features" / f"{name}.feature"
+    for name in ("sending_and_receiving", "capture", "time_and_hosts")
+]
+LIVE_TAGS = "not @world"
+
+
+def in_world(paths: list[Path], tags: str | None = None) -> tuple[float, int]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        started = time.perf_counter()
+        result: RunResult = run_features(paths, tags=tags)
+        elapsed = time.perf_counter() - started
+    if not result.passed:
+        raise SystemExit(f"the features failed in the world: {paths}")
+    return elapsed, len(result.records)
+
+
+def live(rounds: int) -> tuple[float, int]:
+    best, count = float("inf"), 0
+    with tempfile.TemporaryDirectory() as workdir, serve_copy(MAILINGLIST, Path(workdir)) as served:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            completed = served.run_live(
+                "--tags", LIVE_TAGS, "--quiet-period", "0.3", "--state-url", served.state_url
+            )
+            elapsed = time.perf_counter() - started
+            if completed.returncode != 0:
+                raise SystemExit(
+                    "the features failed live:\n" + completed.stdout + completed.stderr
+                )
+            found = re.search(r"(\d+) scenarios: (\d+) passed", completed.stdout)
+            count = int(found.group(2)) if found else 0
+            best = min(best, elapsed)
+    return best, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    features = [MAILINGLIST / "features"]
+    in_world(features, LIVE_TAGS)  # imports, template compilation: once
+    world, world_count = min(in_world(features, LIVE_TAGS) for _ in range(options.rounds))
+    echo, echo_count = min(in_world(ECHO_FEATURES) for _ in range(options.rounds))
+    served, served_count = live(options.rounds)
+
+    def per_dozen(seconds: float, count: int) -> float:
+        return seconds / max(count, 1) * 12
+
+    print(f"{'run':<52}{'scenarios':>10}{'s/dozen':>9}{'ratio':>8}")
+    print(
+        f"{'mailing list, live against mailsim serve (baseline)':<52}{served_count:>10}"
+        f"{per_dozen(served, served_count):>9.2f}{1:>8.1f}"
+    )
+    print(
+        f"{'mailing list, same features in the world':<52}{world_count:>10}"
+        f"{per_dozen(world, world_count):>9.2f}{served / world:>8.1f}"
+    )
+    print(
+        f"{'step library echo features in the world':<52}{echo_count:>10}"
+        f"{per_dozen(echo, echo_count):>9.2f}"
+    )
+    print("\ntarget: the world at least 20x faster than live on the same features")
+
+
+if __name__ == "__main__":
+    main()

@@ -152,6 +152,19 @@ Feature: Failing steps say what went wrong
       conversations of that module: alice@example.org in MEMBER
       """
 
+  Scenario: A conversation named by a key it does not have
+    When "alice@example.org" sends a mail to "join@echo.example.com"
+    Then "alice@example.org" receives a mail with subject "Welcome"
+    And this step fails:
+      """
+      Then the conversation "alice" of "echo.membership" is in state "MEMBER"
+      """
+    And the failure says:
+      """
+      expected conversation 'alice' of echo.membership in state MEMBER, but it is in START
+      conversations of that module: alice@example.org in MEMBER
+      """
+
   Scenario: A module the app does not have, or a module left out when there are two
     Then this step fails:
       """

@@ -17,3 +17,10 @@ Feature: Conversation state
     Then "alice@example.org" receives a mail from "python-confirm-.*@lists.example.com"
     And "alice@example.org" is in state "CONFIRMING_SUBSCRIBE"
     And "alice@example.org" is in state "CONFIRMING_SUBSCRIBE" of "app.handlers.mailinglist"
+
+  Scenario: A conversation named by its key
+    Given the application in "examples/mailinglist"
+    When "alice@example.org" sends a mail to "python-subscribe@lists.example.com"
+    Then "alice@example.org" receives a mail from "python-confirm-.*@lists.example.com"
+    And the conversation "python:alice@example.org" of "app.handlers.mailinglist" is in state "CONFIRMING_SUBSCRIBE"
+    And the conversation "python:bob@example.org" of "app.handlers.mailinglist" is in state "START"

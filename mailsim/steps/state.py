@@ -25,7 +25,7 @@ from mailsim_runtime.routing import handler_spec
 from mailsim.steps._phrases import phrase
 from mailsim.steps._scene import StepFailed, scene_of
 
-__all__ = ["conversation_key", "is_in_state", "stateful_modules"]
+__all__ = ["conversation_is_in_state", "conversation_key", "is_in_state", "stateful_modules"]
 
 
 def conversation_key(app: App, module: str, sender: str, written_to: list[str]) -> str:
@@ -104,3 +104,18 @@ def is_in_state(context: Any, person: str, state: str, module: str | None = None
     name = _module(app, named, written_to)
     key = conversation_key(app, name, driver.address_of(person), written_to)
     driver.expect_state(name, key, scene.expand(state, localize=False))
+
+
+@phrase(
+    "Then",
+    'the conversation "{key}" of "{module}" is in state "{state}"',
+    example='Then the conversation "ticket-1" of "app.handlers.helpdesk" is in state "NEW"',
+)
+def conversation_is_in_state(context: Any, key: str, module: str, state: str) -> None:
+    """The conversation with this key is in *state*: for modules whose
+    ``state_key_generator`` keys conversations by something other than a person
+    (a ticket, an order). Live, addresses in the key are the run's unique ones."""
+    scene = scene_of(context)
+    app = scene.driver.app
+    name = _module(app, scene.expand(module, localize=False), [])
+    scene.driver.expect_state(name, scene.expand(key), scene.expand(state, localize=False))

@@ -90,6 +90,11 @@ def _default_sink(project: Path | None) -> Endpoint:
     "--tags", metavar="EXPR", help='Run only scenarios whose tags fit, e.g. "not @world".'
 )
 @click.option(
+    "--transcript",
+    is_flag=True,
+    help="Show every scenario's conversation, not only a failing one's.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=10.0,
@@ -112,6 +117,7 @@ def run(
     junit: Path | None,
     report: Path | None,
     tags: str | None,
+    transcript: bool,
     timeout: float,
     quiet_period: float,
 ) -> None:
@@ -149,7 +155,9 @@ def run(
     try:
         # Only a --project given overrides the project each feature file sits in.
         chosen = folder if project is not None else None
-        result = run_features(targets, live=live_run, project=chosen, tags=tags, junit=junit)
+        result = run_features(
+            targets, live=live_run, project=chosen, tags=tags, junit=junit, transcripts=transcript
+        )
     except RunError as error:
         fail(str(error))
     finally:

@@ -167,12 +167,14 @@ def run_features(
     tags: str | None = None,
     junit: Path | None = None,
     out: TextIO | None = None,
+    transcripts: bool = False,
 ) -> RunResult:
     """Run the features under *paths*; print a line per scenario to *out*.
 
     *project* is the app to run when a scenario does not name one (default: the
     ``mailsim.toml`` at or above each feature file). With *live*, the scenarios
-    run against that server. *junit* is a folder for JUnit XML files.
+    run against that server. *junit* is a folder for JUnit XML files. A failing
+    scenario's conversation is always printed; *transcripts* prints every one's.
     """
     stream = out if out is not None else sys.stdout
     args = ["--format", "null", "--no-summary", "--no-snippets", "--no-color"]
@@ -181,7 +183,13 @@ def run_features(
     if junit is not None:
         args += ["--junit", "--junit-directory", str(junit)]
     args += [str(path) for path in paths]
-    session = Session(live=live, project=project, on_record=lambda r: _print_record(r, stream))
+    session = Session(
+        live=live,
+        project=project,
+        on_record=lambda r: print(
+            describe(r, every_transcript=transcripts), file=stream, flush=True
+        ),
+    )
     started = time.perf_counter()
     # behave prints hook errors and captured output itself; each scenario's record
     # says all that, so its chatter is kept aside and shown only if it says more.
@@ -227,14 +235,19 @@ def _config_problem(error: ConfigError, paths: Sequence[Path]) -> str:
 # What is printed ------------------------------------------------------------------------
 
 
-def describe(record: ScenarioRecord, *, transcript: bool = True) -> str:
-    """A scenario as ``mailsim run`` prints it: one line, and for a failure the story."""
+def describe(
+    record: ScenarioRecord, *, transcript: bool = True, every_transcript: bool = False
+) -> str:
+    """A scenario as ``mailsim run`` prints it: one line, for a failure the story, and
+    its conversation (a failure's, or every scenario's with *every_transcript*)."""
     word = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}.get(record.status, "????")
     took = f"{record.duration * 1000:.1f} ms"
     line = f"{word}  {record.feature} — {record.name}  ({record.location}, {took})"
     if record.status == "skipped":
         return f"{line}\n      skipped: {record.reason}"
     if record.passed:
+        if every_transcript and record.transcript is not None:
+            return "\n".join([line, *_conversation(record)])
         return line
     lines = [line]
     failing = next(
@@ -243,14 +256,14 @@ def describe(record: ScenarioRecord, *, transcript: bool = True) -> str:
     if failing is not None:
         lines.append(f"      {failing.keyword} {failing.text}   [{failing.status}]")
     lines += [f"        {text}" for text in record.reason.splitlines()]
-    if transcript and record.transcript is not None:
-        lines.append("      conversation:")
-        lines += [f"        {text}" for text in record.transcript.log().splitlines()]
+    if (transcript or every_transcript) and record.transcript is not None:
+        lines += _conversation(record)
     return "\n".join(lines)
 
 
-def _print_record(record: ScenarioRecord, stream: TextIO) -> None:
-    print(describe(record), file=stream, flush=True)
+def _conversation(record: ScenarioRecord) -> list[str]:
+    assert record.transcript is not None
+    return ["      conversation:", *(f"        {t}" for t in record.transcript.log().splitlines())]
 
 
 def _print_summary(result: RunResult, stream: TextIO) -> None:

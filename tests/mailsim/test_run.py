@@ -211,3 +211,14 @@ def test_the_html_report_is_written(tmp_path: Path) -> None:
     assert "12 scenarios: 12 passed, 0 failed, 0 skipped" in text
     assert "<svg" in text
     assert f"report: {report}" in output
+
+
+def test_transcript_shows_every_scenarios_conversation() -> None:
+    code, output = invoke(str(MAILINGLIST / "features"), "--tags", "@world", "--transcript")
+    assert code == 0, output
+    lines = output.splitlines()
+    passed = next(i for i, line in enumerate(lines) if line.startswith("PASS"))
+    assert lines[passed + 1] == "      conversation:"
+    assert "→" in lines[passed + 2]
+    code, quiet = invoke(str(MAILINGLIST / "features"), "--tags", "@world")
+    assert "conversation:" not in quiet  # without the flag a passing scenario is one line

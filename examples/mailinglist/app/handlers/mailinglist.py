@@ -1,18 +1,30 @@
-"""The mailing list: subscribe with confirmation, post to everyone, unsubscribe.
+"""The mailing list: join with a confirmation, post to everyone, leave the same way.
 
 A conversation is one person's membership of one list (see ``membership``), so a
-person can be on several lists at once.
+person can be on several lists at once. Its states:
+
+``START``
+    Not a member. ``python-subscribe@`` asks for a confirmation.
+``CONFIRMING_SUBSCRIBE``
+    Waiting for the person to confirm (reply to the confirmation, or write to its
+    ``python-confirm-SECRET@`` address). The first member to confirm creates the list.
+``POSTING``
+    A member: mail to ``python@`` goes to everyone else on the list.
+``CONFIRMING_UNSUBSCRIBE``
+    A member who asked to leave, waiting for the confirmation.
+
+In every state ``python@`` takes posts (a non-member's post is held for the owner
+or refused, see :mod:`app.posting`), and ``-subscribe``/``-unsubscribe`` get an
+answer that fits. Bounces, moderation and the list's other addresses have
+stateless handlers of their own in the modules beside this one.
 """
 
 from __future__ import annotations
 
-import email.policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-
 from mailsim_runtime import MailRequest, current_app, route, route_like, state_key_generator
 
-from app import model
+from app import model, posting
+from app.notices import reply
 
 
 @state_key_generator
@@ -36,98 +48,101 @@ def _ask_to_confirm(message: MailRequest, list_name: str, host: str, action: str
     )
 
 
-def _tell(message: MailRequest, template: str, subject: str, **variables: str) -> None:
-    app = current_app()
-    response = app.views.respond(
-        variables,
-        text=template,
-        to="{{ address }}",
-        from_="{{ list_name }}@{{ host }}",
-        subject=subject,
+def _tell(message: MailRequest, list_name: str, host: str, template: str, subject: str) -> None:
+    reply(
+        message,
+        template,
+        subject,
+        from_address=f"{list_name}@{host}",
+        list_name=list_name,
+        host=host,
+        address=message.sender,
     )
-    app.relay.deliver(response, recipients=[message.sender])
 
 
-@route("(list_name)-subscribe@(host)")
-def START(message: MailRequest, list_name: str, host: str) -> object:
-    _ask_to_confirm(message, list_name, host, "subscribe to")
-    return CONFIRMING_SUBSCRIBE
+@route("(list_name)-(action)@(host)", action="subscribe|unsubscribe")
+@route("(list_name)@(host)")
+def START(message: MailRequest, list_name: str, host: str, action: str | None = None) -> object:
+    if action == "subscribe":
+        _ask_to_confirm(message, list_name, host, "subscribe to")
+        return CONFIRMING_SUBSCRIBE
+    if action == "unsubscribe":
+        _tell(message, list_name, host, "not_member.txt", "You are not on {{ list_name }}")
+        return START
+    posting.receive(message, list_name, host)
+    return START
 
 
 @route("(list_name)-confirm-(id_number)@(host)")
-def CONFIRMING_SUBSCRIBE(message: MailRequest, list_name: str, id_number: str, host: str) -> object:
-    if current_app().confirmations.verify(list_name, message.sender, id_number) is None:
+@route_like(START)
+def CONFIRMING_SUBSCRIBE(
+    message: MailRequest,
+    list_name: str,
+    host: str,
+    id_number: str | None = None,
+    action: str | None = None,
+) -> object:
+    confirmations = current_app().confirmations
+    if id_number is not None:
+        if confirmations.verify(list_name, message.sender, id_number) is None:
+            return CONFIRMING_SUBSCRIBE  # a wrong or expired secret: nothing happens
+        model.create_list(list_name, host)  # lists are created on first use
+        model.add_member(list_name, message.sender)
+        _tell(message, list_name, host, "welcome.txt", "Welcome to {{ list_name }}")
+        return POSTING
+    if action == "subscribe":  # lost the confirmation, or it expired: a new one
+        _ask_to_confirm(message, list_name, host, "subscribe to")
         return CONFIRMING_SUBSCRIBE
-    model.add_subscriber(list_name, message.sender.lower())
-    _tell(
-        message,
-        "welcome.txt",
-        "Welcome to {{ list_name }}",
-        address=message.sender,
-        list_name=list_name,
-        host=host,
-    )
-    return POSTING
+    if action == "unsubscribe":
+        confirmations.cancel(list_name, message.sender)
+        if model.find_member(list_name, message.sender) is not None:
+            # A disabled member who was asked to confirm coming back, leaving instead.
+            _ask_to_confirm(message, list_name, host, "unsubscribe from")
+            return CONFIRMING_UNSUBSCRIBE
+        _tell(message, list_name, host, "not_member.txt", "You are not on {{ list_name }}")
+        return START
+    posting.receive(message, list_name, host)
+    return CONFIRMING_SUBSCRIBE
 
 
-@route("(list_name)-(action)@(host)", action="unsubscribe")
-@route("(list_name)@(host)")
+@route_like(START)
 def POSTING(message: MailRequest, list_name: str, host: str, action: str | None = None) -> object:
     if action == "unsubscribe":
         _ask_to_confirm(message, list_name, host, "unsubscribe from")
         return CONFIRMING_UNSUBSCRIBE
-    _post(message, list_name, host)
+    if action == "subscribe":
+        member = model.find_member(list_name, message.sender)
+        if member is None or not member.enabled:
+            # Disabled after bounces: a confirmation that arrives shows the address
+            # works again, and confirming it turns the posts back on.
+            _ask_to_confirm(message, list_name, host, "subscribe to")
+            return CONFIRMING_SUBSCRIBE
+        _tell(message, list_name, host, "already_member.txt", "You are already on {{ list_name }}")
+        return POSTING
+    posting.receive(message, list_name, host)
     return POSTING
 
 
 @route_like(CONFIRMING_SUBSCRIBE)
 def CONFIRMING_UNSUBSCRIBE(
-    message: MailRequest, list_name: str, id_number: str, host: str
+    message: MailRequest,
+    list_name: str,
+    host: str,
+    id_number: str | None = None,
+    action: str | None = None,
 ) -> object:
-    if current_app().confirmations.verify(list_name, message.sender, id_number) is None:
-        return POSTING
-    model.remove_subscriber(list_name, message.sender.lower())
-    _tell(
-        message,
-        "goodbye.txt",
-        "You have left {{ list_name }}",
-        address=message.sender,
-        list_name=list_name,
-        host=host,
-    )
-    return START
-
-
-def _post(message: MailRequest, list_name: str, host: str) -> None:
-    """Send the post to every other member, as the list, threading kept."""
-    post = BytesParser(policy=email.policy.default).parsebytes(message.original)
-    assert isinstance(post, EmailMessage)
-    list_address = f"{list_name}@{host}"
-    for header in (
-        "List-Id",
-        "List-Post",
-        "List-Subscribe",
-        "List-Unsubscribe",
-        "Precedence",
-        "Return-Path",
-        "Delivered-To",
-        "Received",
-    ):
-        del post[header]
-    post["List-Id"] = f"<{list_name}.{host}>"
-    post["List-Post"] = f"<mailto:{list_address}>"
-    post["List-Subscribe"] = f"<mailto:{list_name}-subscribe@{host}>"
-    post["List-Unsubscribe"] = f"<mailto:{list_name}-unsubscribe@{host}>"
-    post["Precedence"] = "list"
-    subject = post["Subject"] or ""
-    if f"[{list_name}]" not in subject:
-        del post["Subject"]
-        post["Subject"] = f"[{list_name}] {subject}".strip()
-    poster = message.sender.lower()
-    relay = current_app().relay
-    for member in model.members(list_name):
-        if member != poster:
-            # One envelope per member, its address in the return path (VERP), so a
-            # bounce says which member it is about.
-            verp = f"{list_name}-bounce+{member.replace('@', '=')}@{host}"
-            relay.deliver(post, sender=verp, recipients=[member])
+    confirmations = current_app().confirmations
+    if id_number is not None:
+        if confirmations.verify(list_name, message.sender, id_number) is None:
+            return POSTING  # a wrong or expired secret: still a member
+        model.remove_member(list_name, message.sender)
+        _tell(message, list_name, host, "goodbye.txt", "You have left {{ list_name }}")
+        return START
+    if action == "unsubscribe":
+        _ask_to_confirm(message, list_name, host, "unsubscribe from")
+        return CONFIRMING_UNSUBSCRIBE
+    if action == "subscribe":  # changed their mind: stay
+        confirmations.cancel(list_name, message.sender)
+        return POSTING(message, list_name, host, action)
+    posting.receive(message, list_name, host)
+    return CONFIRMING_UNSUBSCRIBE

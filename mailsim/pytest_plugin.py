@@ -11,7 +11,8 @@ Fixtures:
 ``mailbox``
     ``mailbox("alice@example.org")`` — a person in that world.
 
-Option ``--mailsim-transcript`` prints every test's conversation, passing or not.
+Option ``--mailsim-transcript`` prints every test's conversation, passing or not;
+``--mailsim-coverage`` reports which states of the apps' handler modules the tests reached.
 
 Marker ``@pytest.mark.mailsim(strict=True, seed=0, loop_limit=500, raise_errors=True)``
 configures a test's world. A failing test's report shows the world's transcript.
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from mailsim_runtime.app import App
 
+from mailsim.spec.coverage import StateCoverage
 from mailsim.world import Mailbox, UnexpectedMail, World
 
 MARKER_OPTIONS = {"strict": True, "seed": 0, "loop_limit": 500, "raise_errors": True}
@@ -33,6 +35,7 @@ MARKER_SIGNATURE = "mailsim(*, strict=True, seed=0, loop_limit=500, raise_errors
 
 _WORLD_KEY = pytest.StashKey[World]()
 _CALL_FAILED_KEY = pytest.StashKey[bool]()
+_COVERAGE_KEY = pytest.StashKey[StateCoverage]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +46,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="run mail_world tests against a live server at HOST:PORT instead of the "
         "simulated world",
+    )
+    group.addoption(
+        "--mailsim-coverage",
+        action="store_true",
+        default=False,
+        help="report which states of the apps' handler modules the tests reached",
     )
     group.addoption(
         "--mailsim-transcript",
@@ -116,6 +125,9 @@ def mail_world(
     world = World(app, **options)
     request.node.stash[_WORLD_KEY] = world
     yield world
+    if request.config.getoption("mailsim_coverage"):
+        coverage = request.config.stash.setdefault(_COVERAGE_KEY, StateCoverage())
+        coverage.add(world.app.router.state_names(), world.transcript)
     if request.config.getoption("mailsim_transcript"):
         _show_transcript(request, world)
     if request.node.stash.get(_CALL_FAILED_KEY, False):
@@ -154,3 +166,10 @@ def pytest_runtest_makereport(
     world = item.stash.get(_WORLD_KEY, None)
     if world is not None and report.failed and report.when in ("call", "teardown"):
         report.sections.append(("mailsim transcript", world.transcript.log()))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    coverage = config.stash.get(_COVERAGE_KEY, None)
+    if coverage is not None:
+        terminalreporter.write_sep("-", "mailsim state coverage")
+        terminalreporter.write_line(coverage.report())

@@ -56,6 +56,7 @@ class ScenarioRecord:
     sources: dict[tuple[str, str], bytes] = field(default_factory=dict)
     state_note: str = ""  # live: why transitions are not shown
     conversations: list[str] = field(default_factory=list)  # the states at the end
+    states: dict[str, list[str]] = field(default_factory=dict)  # the app's, per module
     problems: list[str] = field(default_factory=list)
 
     @property

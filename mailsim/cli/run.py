@@ -15,6 +15,7 @@ from mailsim.cli import main
 from mailsim.cli._common import fail, project_option
 from mailsim.live import Endpoint, LiveError, LiveRun, MailSink, open_sink
 from mailsim.report import write_report
+from mailsim.spec.coverage import StateCoverage
 from mailsim.steps import vocabulary
 from mailsim.steps.runner import RunError, run_features
 
@@ -90,6 +91,11 @@ def _default_sink(project: Path | None) -> Endpoint:
     "--tags", metavar="EXPR", help='Run only scenarios whose tags fit, e.g. "not @world".'
 )
 @click.option(
+    "--coverage",
+    is_flag=True,
+    help="Report which states of the app's handler modules the scenarios reached.",
+)
+@click.option(
     "--transcript",
     is_flag=True,
     help="Show every scenario's conversation, not only a failing one's.",
@@ -117,6 +123,7 @@ def run(
     junit: Path | None,
     report: Path | None,
     tags: str | None,
+    coverage: bool,
     transcript: bool,
     timeout: float,
     quiet_period: float,
@@ -165,6 +172,14 @@ def run(
             live_run.close()
         if caught is not None:
             caught.stop()
+    if coverage:
+        if live_run is not None:
+            click.echo("state coverage: not observable live (the transitions are the world's)")
+        else:
+            states = StateCoverage()
+            for record in result.records:
+                states.add(record.states, record.transcript)
+            click.echo(states.report())
     if report is not None:
         write_report(report, result.records, elapsed=result.elapsed)
         click.echo(f"report: {report}")

@@ -246,6 +246,7 @@ class Scene:
             sources=sources,
             state_note=driver.state_note() if driver is not None else "",
             conversations=conversations,
+            states=driver.app.router.state_names() if driver is not None else {},
             problems=problems,
         )
 

@@ -373,6 +373,20 @@ class Router:
             lines.append(f"  {found.name} ({kind}) {captured}".rstrip())
         return "\n".join(lines)
 
+    def state_names(self) -> dict[str, list[str]]:
+        """Each loaded module's states: its routed state functions, and ERROR if it has one."""
+        found: dict[str, list[str]] = {module.__name__: [] for module in self._modules}
+        for entry in self._routes:
+            for function in entry.functions:
+                spec = handler_spec(function)
+                names = found.setdefault(function.__module__, [])
+                if (spec is None or not spec.stateless) and function.__name__ not in names:
+                    names.append(function.__name__)
+        for module in self._error_handlers:
+            if ERROR_STATE not in found.setdefault(module, []):
+                found[module].append(ERROR_STATE)
+        return {module: names for module, names in found.items() if names}
+
     def dump(self) -> str:
         """The routing table, one pattern a line with the functions it reaches."""
         lines = []

@@ -6,7 +6,6 @@ import textwrap
 
 import pytest
 
-pytest_plugins = ["pytester"]
 
 HANDLERS = """
 from mailsim_runtime import MailResponse, current_app, route

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from mailsim_runtime import App
+from sample_handlers import fsm
 
 from mailsim.cli import main
 from mailsim.spec.coverage import StateCoverage
 from mailsim.world import World
-from mailsim_runtime import App
-from sample_handlers import fsm
 
 ROOT = Path(__file__).resolve().parents[2]
 

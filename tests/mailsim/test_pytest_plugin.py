@@ -6,7 +6,6 @@ import textwrap
 
 import pytest
 
-
 HANDLERS = """
 from mailsim_runtime import MailResponse, current_app, route
 

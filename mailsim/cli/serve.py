@@ -310,9 +310,9 @@ def status(project: Path | None) -> None:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=SINK_PORT,
-    show_default=True,
-    help="Listen on this port.",
+    default=None,
+    help="Listen on this port (default: the [relay] port when that is an unprivileged "
+    f"port of this machine, else {SINK_PORT}).",
 )
 @click.option("--foreground", is_flag=True, help="Stay in the foreground, logging to stderr.")
 @_log_level
@@ -323,7 +323,7 @@ def status(project: Path | None) -> None:
 def log_command(
     project: Path | None,
     host: str,
-    port: int,
+    port: int | None,
     foreground: bool,
     log_level: str,
     wait: float,
@@ -336,6 +336,8 @@ def log_command(
     background (run/log.pid, run/log.log) unless --foreground.
     """
     config = load_project_config(project)
+    if port is None:
+        port = _sink_port(config)
     if not foreground:
         arguments = ["log", "--foreground", "--host", host, "--port", str(port)]
         pid = _start_background(config, "log", [*arguments, "--log-level", log_level], wait)
@@ -346,6 +348,15 @@ def log_command(
         return
     daemon.setup_logging(log_level)
     _run_sink(config, host, port, pid_file)
+
+
+def _sink_port(config: Config) -> int:
+    """Where the sink listens unless told: where the project's relay sends, if it can."""
+    relay = config.relay
+    local = relay.host in ("127.0.0.1", "localhost", "::1")
+    if relay.mode == "smarthost" and local and relay.port >= 1024:
+        return relay.port
+    return SINK_PORT  # e.g. a relay to the local MTA on port 25: not the sink's to take
 
 
 def _run_sink(config: Config, host: str, port: int, pid_file: Path | None) -> None:

@@ -19,9 +19,11 @@ from mailsim.steps import (
     application,
     capture,
     hosts,
+    queues,
     receiving,
     safety,
     sending,
+    smuggling,
     state,
     time,
 )
@@ -39,6 +41,8 @@ SUBJECTS: tuple[tuple[str, ModuleType], ...] = (
     ("Time", time),
     ("Remote hosts", hosts),
     ("Safety", safety),
+    ("Queues", queues),
+    ("SMTP smuggling (live only)", smuggling),
 )
 
 

@@ -1,0 +1,1 @@
+"""The confirming app: the runtime's confirmation features run it."""

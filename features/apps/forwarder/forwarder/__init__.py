@@ -1,0 +1,1 @@
+"""The forwarder app: the runtime's retry and bounce features run it."""

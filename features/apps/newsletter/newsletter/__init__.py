@@ -1,0 +1,1 @@
+"""The newsletter app: the runtime's bounce-handling features run it."""

@@ -1,0 +1,1 @@
+"""The typos app: the runtime's spelling features run it."""

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from mailsim_runtime.addresses import AddressRefused, canonical_address
 from mailsim_runtime.app import App
+from mailsim_runtime.autoreply import auto_reply_refusal, thread_response
 from mailsim_runtime.dsn import FailedRecipient, build_dsn
 from mailsim_runtime.mail import MailRequest, MailResponse
-from mailsim_runtime.relay import auto_reply_refusal, thread_response
 from mailsim_runtime.transport import Envelope, RecipientResult
 
 from mailsim.world.clock import WORLD_EPOCH, VirtualClock

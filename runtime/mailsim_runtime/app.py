@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mailsim_runtime.addresses import AddressRefused, canonical_address
+from mailsim_runtime.autoreply import ReplyLimit
 from mailsim_runtime.clock import Clock, SystemClock
 from mailsim_runtime.mail import MailRequest
 from mailsim_runtime.relay import Outbox, Relay, RetryPolicy
@@ -70,6 +71,7 @@ class App:
         undeliverable: Sink | None = None,
         outbox: Outbox | None = None,
         retry: RetryPolicy | None = None,
+        reply_limit: ReplyLimit | None = None,
         new_message_id: Callable[[], str] | None = None,
         queues: Mapping[str, Any] | None = None,
         spam: Any = None,
@@ -88,6 +90,7 @@ class App:
             outbox=outbox,
             retry=retry,
             new_message_id=new_message_id,
+            reply_limit=reply_limit,
         )
         self.settings: dict[str, Any] = dict(settings or {})
         self.queues: dict[str, Any] = dict(queues or {})

@@ -122,6 +122,8 @@ class RelaySection:
     retry_factor: float = 2.0
     retry_longest: timedelta = timedelta(hours=4)
     lifetime: timedelta = timedelta(days=5)
+    auto_reply_limit: int = 10  # automatic replies one address may get …
+    auto_reply_window: timedelta = timedelta(hours=1)  # … within this window (RFC 3834 §2)
 
 
 @dataclass(frozen=True)

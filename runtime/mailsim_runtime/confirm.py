@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from mailsim_runtime import db
+from mailsim_runtime.autoreply import thread_response
 from mailsim_runtime.clock import Clock, SystemClock
 from mailsim_runtime.db import confirmations
 from mailsim_runtime.mail import MailRequest
-from mailsim_runtime.relay import thread_response
 
 if TYPE_CHECKING:
     from mailsim_runtime.relay import Relay

@@ -17,6 +17,7 @@ import sqlalchemy
 from sqlalchemy.pool import StaticPool
 
 from mailsim_runtime.app import App
+from mailsim_runtime.autoreply import ReplyLimit
 from mailsim_runtime.clock import Clock, SystemClock
 from mailsim_runtime.config import Config, ConfigError, load_config
 from mailsim_runtime.confirm import (
@@ -193,6 +194,7 @@ def build_app(
             longest=relay.retry_longest,
             lifetime=relay.lifetime,
         ),
+        reply_limit=ReplyLimit(count=relay.auto_reply_limit, window=relay.auto_reply_window),
         new_message_id=new_message_id,
         queues=queues,
         spam=spam,

@@ -38,9 +38,18 @@ from email.utils import format_datetime, getaddresses, make_msgid
 from types import TracebackType
 from typing import Protocol
 
+from mailsim_runtime.autoreply import (
+    ReplyLimit,
+    auto_reply_refusal,
+    reply_address,
+    thread_response,
+)
 from mailsim_runtime.clock import Clock, SystemClock
 from mailsim_runtime.dsn import FailedRecipient, build_dsn
-from mailsim_runtime.mail import MailRequest, MailResponse
+from mailsim_runtime.mail import (
+    MailRequest,
+    MailResponse,
+)
 from mailsim_runtime.transport import Envelope, RecipientResult, Transport
 
 __all__ = [
@@ -50,39 +59,12 @@ __all__ = [
     "Relay",
     "RelayRunner",
     "RetryPolicy",
-    "auto_reply_refusal",
 ]
 
 log = logging.getLogger("mailsim.relay")
 
 _WIRE = email.policy.SMTP
 _ENHANCED_STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
-_BULK_PRECEDENCE = {"bulk", "list", "junk"}
-_LIST_HEADERS = (
-    "List-Id",
-    "List-Help",
-    "List-Subscribe",
-    "List-Unsubscribe",
-    "List-Post",
-    "List-Owner",
-    "List-Archive",
-)
-
-
-def auto_reply_refusal(message: MailRequest) -> str | None:
-    """Why RFC 3834 forbids an automatic reply to *message*, or None if it allows one."""
-    if not message.sender:
-        return "the envelope sender is null (<>): never answer a bounce"
-    auto_submitted = (message["Auto-Submitted"] or "no").split(";")[0].strip().lower()
-    if auto_submitted != "no":
-        return f"it is Auto-Submitted: {auto_submitted}"
-    precedence = (message["Precedence"] or "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"it has Precedence: {precedence}"
-    for name in _LIST_HEADERS:
-        if name in message:
-            return f"it comes from a mailing list ({name})"
-    return None
 
 
 @dataclass(frozen=True)
@@ -199,8 +181,10 @@ class Relay:
         retry: RetryPolicy | None = None,
         new_message_id: Callable[[], str] | None = None,
         attempt_at_once: bool = True,
+        reply_limit: ReplyLimit | None = None,
     ) -> None:
         self.transport = transport
+        self.reply_limit = reply_limit or ReplyLimit()
         self.hostname = hostname
         self.clock = clock or SystemClock()
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
@@ -264,7 +248,8 @@ class Relay:
 
         The response gets To (the original's Reply-To or From, unless set),
         In-Reply-To, References and ``Auto-Submitted: auto-replied``. Returns None
-        when the reply was suppressed; the reason is logged.
+        when the reply was suppressed — by RFC 3834, or because the address had its
+        :attr:`reply_limit` of automatic replies — and logs why.
         """
         refusal = auto_reply_refusal(original)
         if refusal is not None:
@@ -273,7 +258,17 @@ class Relay:
             )
             return None
         if response["To"] is None:
-            response["To"] = original["Reply-To"] or original["From"] or original.sender
+            response["To"] = reply_address(original)
+        if not all(self.reply_limit.allow(to, self.clock.now()) for to in response.recipients):
+            log.warning(
+                "not replying to %s from %r: more than %d automatic replies to %s within %s",
+                original.message_id,
+                original.sender,
+                self.reply_limit.count,
+                ", ".join(response.recipients),
+                self.reply_limit.window,
+            )
+            return None
         thread_response(original, response)
         response["Auto-Submitted"] = "auto-replied"
         return self.deliver(response)
@@ -504,13 +499,3 @@ def _failure(result: RecipientResult, expired: bool) -> FailedRecipient:
 def _addresses(message: EmailMessage, names: Sequence[str]) -> list[str]:
     values = [str(v) for name in names for v in message.get_all(name, [])]
     return [address for _, address in getaddresses(values) if address]
-
-
-def thread_response(original: MailRequest, response: MailResponse) -> None:
-    """Make *response* a reply in *original*'s thread (In-Reply-To, References)."""
-    message_id = original.message_id
-    if not message_id:
-        return
-    references = " ".join([*original.get_all("References"), message_id]).split()
-    response["In-Reply-To"] = message_id
-    response["References"] = " ".join(references)

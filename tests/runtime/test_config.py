@@ -22,6 +22,8 @@ port = 587
 starttls = true
 retry_first = "10m"
 lifetime = "4d"
+auto_reply_limit = 1
+auto_reply_window = "7d"
 
 [limits]
 recipients = 50
@@ -53,6 +55,7 @@ def test_a_good_file_is_read_into_typed_settings(tmp_path: Path) -> None:
     assert (config.relay.port, config.relay.starttls) == (587, True)
     assert config.relay.retry_first == timedelta(minutes=10)
     assert config.relay.lifetime == timedelta(days=4)
+    assert (config.relay.auto_reply_limit, config.relay.auto_reply_window) == (1, timedelta(days=7))
     assert config.relay.queue == tmp_path / "run" / "outbox"  # defaults anchored too
     assert config.limits.recipients == 50
     assert config.limits.message_size == 10_240_000
@@ -109,3 +112,17 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 )
 def test_durations(value: str | int, seconds: int) -> None:
     assert parse_duration(value) == timedelta(seconds=seconds)
+
+
+def test_relay_settings_reach_the_built_app(tmp_path: Path) -> None:
+    from mailsim_runtime.project import load_project
+    from mailsim_runtime.transport import FunctionTransport
+
+    write(
+        tmp_path,
+        '[app]\nhostname = "fsm.example.com"\nhandlers = ["sample_handlers.fsm"]\n\n'
+        '[relay]\nauto_reply_limit = 3\nauto_reply_window = "2h"\nretry_first = "1m"\n',
+    )
+    app = load_project(tmp_path, transport=FunctionTransport(), in_memory=True)
+    assert (app.relay.reply_limit.count, app.relay.reply_limit.window) == (3, timedelta(hours=2))
+    assert app.relay.retry.first == timedelta(minutes=1)

@@ -5,8 +5,9 @@ from email.message import EmailMessage
 
 import pytest
 from helpers.clock import ManualClock
+from mailsim_runtime.autoreply import ReplyLimit, auto_reply_refusal
 from mailsim_runtime.mail import MailRequest, MailResponse
-from mailsim_runtime.relay import Relay, RetryPolicy, auto_reply_refusal
+from mailsim_runtime.relay import Relay, RetryPolicy
 from mailsim_runtime.transport import Envelope, FunctionTransport, RecipientResult
 
 
@@ -217,3 +218,33 @@ def test_retry_policy_defaults_follow_postfix() -> None:
     assert [policy.delay(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (5, 10, 20)]
     assert policy.delay(30) == policy.longest
     assert policy.lifetime == timedelta(days=5)
+
+
+def test_automatic_replies_to_one_address_are_rate_limited() -> None:
+    clock = ManualClock()
+    transport = FunctionTransport()
+    relay = Relay(
+        transport, clock=clock, reply_limit=ReplyLimit(count=2, window=timedelta(hours=1))
+    )
+
+    def answer() -> object:
+        return relay.reply(incoming(), MailResponse(from_="help@example.com", body="x"))
+
+    assert answer() is not None and answer() is not None
+    assert answer() is None  # a third within the hour: suppressed
+    clock.advance(timedelta(minutes=59))
+    assert answer() is None
+    clock.advance(timedelta(minutes=1))  # the first reply has left the window
+    assert answer() is not None
+    assert len(transport.sent) == 3
+    assert Relay(FunctionTransport()).reply_limit == ReplyLimit(count=10, window=timedelta(hours=1))
+
+
+def test_the_reply_limit_counts_each_address_apart() -> None:
+    limit = ReplyLimit(count=1, window=timedelta(days=7))
+    now = ManualClock().now()
+    assert limit.allow("Alice@example.org", now)
+    assert not limit.allow("alice@example.org", now)  # case does not make a new address
+    assert limit.allow("bob@example.org", now)
+    with pytest.raises(ValueError, match="count of at least 1"):
+        ReplyLimit(count=0)

@@ -39,7 +39,7 @@ from mailsim_runtime import (
     state_key_generator,
     stateless,
 )
-from mailsim_runtime.relay import auto_reply_refusal
+from mailsim_runtime.autoreply import auto_reply_refusal
 
 from app import model
 from app.desk import desk_of

@@ -6,7 +6,7 @@ kept in the ``unanswered`` queue with the reason, for a person to read.
 """
 
 from mailsim_runtime import MailRequest, current_app, route, stateless
-from mailsim_runtime.relay import auto_reply_refusal
+from mailsim_runtime.autoreply import auto_reply_refusal
 
 
 @route("support@(host)", host="responder\\.example\\.com")

@@ -406,17 +406,13 @@ class LiveScenario:
         self, request: MailRequest, source: str, destination: str, recipient: str, outcome: str
     ) -> None:
         self.transcript.add(
-            MessageEvent(
+            MessageEvent.of(
+                request,
                 time=datetime.now(UTC),
-                sender=request.sender,
-                recipient=recipient,
-                from_header=request["From"] or "",
-                subject=request["Subject"] or "",
-                message_id=request.message_id or "",
-                in_reply_to=request["In-Reply-To"] or "",
                 source=source,
                 destination=destination,
                 outcome=outcome,
+                recipient=recipient,
             )
         )
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailsim_runtime.mail import MailRequest
+
 __all__ = ["MessageEvent", "Transcript", "TransitionEvent"]
 
 
@@ -32,6 +34,31 @@ class MessageEvent:
     @property
     def delivered(self) -> bool:
         return self.outcome == "delivered"
+
+    @classmethod
+    def of(
+        cls,
+        message: MailRequest,
+        *,
+        time: datetime,
+        source: str,
+        destination: str,
+        outcome: str,
+        recipient: str | None = None,
+    ) -> MessageEvent:
+        """The event for *message* handed from *source* to *destination*."""
+        return cls(
+            time=time,
+            sender=message.sender,
+            recipient=message.recipient if recipient is None else recipient,
+            from_header=message["From"] or "",
+            subject=message["Subject"] or "",
+            message_id=message.message_id or "",
+            in_reply_to=message["In-Reply-To"] or "",
+            source=source,
+            destination=destination,
+            outcome=outcome,
+        )
 
 
 @dataclass(frozen=True)

@@ -381,17 +381,8 @@ class World:
 
     def _record(self, head: MailRequest, source: str, destination: str, outcome: str) -> None:
         self.transcript.add(
-            MessageEvent(
-                time=self.clock.now(),
-                sender=head.sender,
-                recipient=head.recipient,
-                from_header=head["From"] or "",
-                subject=head["Subject"] or "",
-                message_id=head.message_id or "",
-                in_reply_to=head["In-Reply-To"] or "",
-                source=source,
-                destination=destination,
-                outcome=outcome,
+            MessageEvent.of(
+                head, time=self.clock.now(), source=source, destination=destination, outcome=outcome
             )
         )
 

@@ -10,22 +10,24 @@ a loop.
 
 from __future__ import annotations
 
+import email.policy
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mailsim_runtime.mail import (
-    HeaderInjectionError,
     MailRequest,
     MailResponse,
     addresses_in,
     check_header_value,
+    is_simple_mailbox,
 )
 
 __all__ = ["ReplyLimit", "auto_reply_refusal", "reply_address", "thread_response"]
 
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
+_LONGEST_TO = 256  # characters of a Reply-To or From copied as written; else the address
 _LIST_HEADERS = (
     "List-Id",
     "List-Help",
@@ -87,19 +89,37 @@ class ReplyLimit:
 
 def reply_address(original: MailRequest) -> str:
     """Where an answer goes: Reply-To, else From, else the envelope sender; the first
-    that names an address and can stand in a header (a broken one must not stop it)."""
+    that names an address, as written if it can stand in a header as it is, else the
+    bare address (a broken header must not stop the answer)."""
     for value in (original["Reply-To"], original["From"]):
-        if value and addresses_in([value]):
-            try:
-                return check_header_value("To", value)
-            except HeaderInjectionError:
-                continue
+        found = [a for a in addresses_in([value]) if "@" in a] if value else []
+        for candidate in [value, *found] if found else []:
+            if candidate is not None and _fit_for_to(candidate):
+                return candidate
     return original.sender
+
+
+def _fit_for_to(value: str) -> bool:
+    """Whether *value* can be a To header: no line break, and short and sane enough for
+    the header registry, which raises on some values, and to fold (folding a long
+    non-ASCII display name takes time cubic in its length: seconds at 2000 characters)."""
+    if len(value) > _LONGEST_TO:
+        return False
+    if is_simple_mailbox(value):
+        return True  # "a@b" or "Plain Name <a@b>": the registry takes it as it is
+    try:
+        check_header_value("To", value)
+        email.policy.default.header_store_parse("To", value)
+    except Exception:  # HeaderInjectionError, or the registry's AttributeError & co.
+        return False
+    return True
 
 
 def thread_response(original: MailRequest, response: MailResponse) -> None:
     """Make *response* a reply in *original*'s thread (In-Reply-To, References)."""
-    message_id = original.message_id
+    # Split on any whitespace, so that no line break of a hostile Message-ID (a form
+    # feed, say) makes the reply refuse itself as a header injection.
+    message_id = " ".join((original.message_id or "").split())
     if not message_id:
         return
     references = " ".join([*original.get_all("References"), message_id]).split()

@@ -26,11 +26,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from typing import Any, TypeVar
 
 from mailsim_runtime import bounce_formats as fmt
 from mailsim_runtime.mail import MailRequest
+from mailsim_runtime.mimeguard import parse_message
 
 __all__ = [
     "HARD_REASONS",
@@ -52,7 +53,6 @@ Mail = MailRequest | Message | bytes
 # and the rest is at most the returned message.
 _MAX_INPUT = 2_000_000
 _MAX_WORDS = 8000  # characters of a reply matched against the reason families
-_PARSER = BytesParser(policy=email.policy.default)
 _HEADERS = BytesHeaderParser(policy=email.policy.compat32)
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "notaccept", "hasmoved"})
@@ -405,7 +405,7 @@ def analyze(message: Mail) -> BounceReport | None:
         if isinstance(message, MailRequest):
             return _analyze(message.msg, message.sender)
         if isinstance(message, bytes | bytearray):
-            return _analyze(_PARSER.parsebytes(bytes(message[:_MAX_INPUT])), None)
+            return _analyze(parse_message(bytes(message[:_MAX_INPUT])), None)
         return _analyze(message, None)
     except Exception:  # garbage in must not crash a handler
         log.debug("bounce analysis gave up on a message", exc_info=True)

@@ -126,9 +126,14 @@ def _envelope_line(name: str, value: str) -> bytes:
 def encode_stored(
     sender: str, recipients: Sequence[str], peer: str | None, content: bytes
 ) -> bytes:
-    """The queue file for a message: envelope lines, then *content* unchanged."""
+    """The queue file for a message: envelope lines, then *content* unchanged.
+
+    The first line gives the content's length, so that a file cut short (by a
+    disk that lied about an fsync, or a hand that copied it) is never taken for
+    the whole message.
+    """
     head = [
-        _MAGIC + f"; recipients={len(recipients)}\r\n".encode("ascii"),
+        _MAGIC + f"; recipients={len(recipients)}; size={len(content)}\r\n".encode("ascii"),
         _envelope_line("X-Mailsim-Peer", peer or ""),
         _envelope_line("Return-Path", f"<{sender}>"),
         *(_envelope_line("X-Mailsim-Envelope-To", f"<{r}>") for r in recipients),
@@ -151,10 +156,11 @@ def decode_stored(data: bytes) -> Stored | None:
     if not data.startswith(_MAGIC):
         return None
     first, _, rest = data.partition(b"\r\n")
-    found = re.fullmatch(rb"X-Mailsim-Envelope: 1; recipients=(\d+)", first)
+    found = re.fullmatch(rb"X-Mailsim-Envelope: 1; recipients=(\d+)(?:; size=(\d+))?", first)
     if not found:
         raise ValueError(f"unreadable envelope line {first[:80]!r}")
     count = int(found.group(1))
+    size = None if found.group(2) is None else int(found.group(2))
     lines = rest.split(b"\r\n", count + 2)
     if len(lines) < count + 3:
         raise ValueError("the envelope is cut short")
@@ -170,11 +176,14 @@ def decode_stored(data: bytes) -> Stored | None:
             raise ValueError(f"expected a recipient line, got {line[:80]!r}")
         recipients.append(_angle(value))
     peer = peer_line.removeprefix(b"X-Mailsim-Peer: ").decode("utf-8", "surrogateescape")
+    content = lines[count + 2]
+    if size is not None and len(content) < size:
+        raise ValueError(f"the file is cut short: {len(content)} of {size} bytes of content")
     return Stored(
         sender=_angle(sender_line.removeprefix(b"Return-Path: ")),
         recipients=tuple(recipients),
         peer=peer or None,
-        content=lines[count + 2],
+        content=content,
     )
 
 

@@ -11,6 +11,7 @@ import email.policy
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from email.errors import MessageDefect
 from email.headerregistry import (
     Address,
     AddressHeader,
@@ -19,10 +20,12 @@ from email.headerregistry import (
     UnstructuredHeader,
 )
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
+
+from mailsim_runtime.mimeguard import ParseBudget, header_text, parse_message
 
 if TYPE_CHECKING:
     from mailsim_runtime.bounce import BounceReport
@@ -34,9 +37,9 @@ __all__ = [
     "MailResponse",
     "check_header_value",
     "format_address",
+    "is_simple_mailbox",
 ]
 
-_PARSER = BytesParser(policy=email.policy.default)
 # SMTP policy: CRLF line ends, lines folded at 78, headers still policy.default's objects.
 _WIRE_POLICY = email.policy.SMTP
 # The legacy API reads and writes plain ASCII headers several times faster than the
@@ -45,6 +48,13 @@ _RAW_HEADER_PARSER = BytesHeaderParser(policy=email.policy.compat32)
 _REGISTRY = cast(HeaderRegistry, email.policy.default.header_factory)
 _MAX_LINE = 998  # RFC 5321 §4.5.3.1.6, without the CRLF
 _CONTENT_HEADERS = frozenset({"mime-version", "content-type", "content-transfer-encoding"})
+# What the legacy API adds to a plain ASCII text message (see MailResponse._plain_bytes).
+_PLAIN_CONTENT_HEADERS = [
+    "MIME-Version: 1.0",
+    'Content-Type: text/plain; charset="us-ascii"',
+    "Content-Transfer-Encoding: 7bit",
+]
+_ANY_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -53,15 +63,16 @@ _ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
 # "Plain Name <address>" (single spaces, atoms only); a Message-ID without comments.
 _SIMPLE_MAILBOX = re.compile(rf"{_ADDR_SPEC}|{_ATOM}(?: {_ATOM})* <{_ADDR_SPEC}>")
 _SIMPLE_MESSAGE_ID = re.compile(rf"<{_ADDR_SPEC}>")
+_ADDR_SPEC_IN = re.compile(_ADDR_SPEC)
 
 
-def _decode_header(name: str, raw: str) -> str:
+def _decode_header(name: str, raw: str, budget: ParseBudget | None = None) -> str:
     """A header value as ``policy.default`` presents it, from its raw (folded) text.
 
     Plain ASCII without encoded-words in an unstructured header, or in one of the
     simple address and Message-ID forms, is only unfolded — exactly what the header
     registry would return, at a fraction of the cost. Anything else goes through
-    the registry.
+    the registry, within the message's *budget* (see :mod:`mailsim_runtime.mimeguard`).
     """
     if raw.isascii() and "=?" not in raw:
         unfolded = "".join(raw.splitlines())
@@ -72,7 +83,7 @@ def _decode_header(name: str, raw: str) -> str:
             or (issubclass(kind, MessageIDHeader) and _SIMPLE_MESSAGE_ID.fullmatch(unfolded))
         ):
             return unfolded
-    return str(email.policy.default.header_fetch_parse(name, raw))
+    return header_text(name, raw, budget or ParseBudget())
 
 
 class _PlainHeaderPolicy(email.policy.Compat32):
@@ -98,6 +109,29 @@ _LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 _LEGACY_WIRE_POLICY = _PlainHeaderPolicy(linesep="\r\n")
+_PLAIN_LINE_LIMIT = _LEGACY_WIRE_POLICY.max_line_length or _MAX_LINE
+
+
+def addresses_in(values: Iterable[str]) -> list[str]:
+    """The addresses in header *values* (``email.utils.getaddresses``, empty ones left out).
+
+    That parser recurses once per nested comment and raises RecursionError on a run
+    of "(": such values give the plain addresses a pattern finds in them instead.
+    """
+    values = list(values)
+    if all(_SIMPLE_MAILBOX.fullmatch(value) for value in values):
+        # "a@b" or "Plain Name <a@b>": getaddresses' answer, without its parser.
+        return [value[value.find("<") + 1 : -1] if value[-1] == ">" else value for value in values]
+    try:
+        return [address for _, address in getaddresses(values) if address]
+    except RecursionError:
+        return [found.group(0) for value in values for found in _ADDR_SPEC_IN.finditer(value)]
+
+
+def is_simple_mailbox(value: str) -> bool:
+    """Whether *value* is a bare address or ``Plain Name <address>`` (atoms only): a
+    form every parser reads the same, with nothing to quote, decode or refuse."""
+    return _SIMPLE_MAILBOX.fullmatch(value) is not None
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -155,6 +189,69 @@ def _decoded_raw_text(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
+# A header field's first line, as the feed parser knows one: a name of printable
+# ASCII but the colon, then the colon.
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+
+
+def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
+    """The (name, raw value) pairs ``compat32``'s header parser would find in *data*,
+    when the header section is plain: ASCII, CRLF line ends only, every line a field
+    or a continuation, then an empty line. None otherwise (the parser decides).
+
+    Values are what :meth:`email.policy.Compat32.header_source_parse` makes of the
+    field's lines; splitting them here costs a fraction of the feed parser's time.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = data[:end]
+    if not head.isascii() or head.count(b"\r") != head.count(b"\n"):
+        return None
+    lines = head.split(b"\r\n")
+    if len(lines) != head.count(b"\n") + 1:
+        return None  # a CR and an LF, but not together
+    fields: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                return None
+            fields[-1][1].append(line.decode("ascii"))
+            continue
+        found = _FIELD_NAME.match(line)
+        if found is None:
+            return None
+        text = line.decode("ascii")
+        colon = found.end() - 1
+        fields.append((text[:colon], [text[colon + 1 :].lstrip(" \t")]))
+    return [
+        (name, "".join(part + "\r\n" for part in parts).rstrip("\r\n")) for name, parts in fields
+    ]
+
+
+class _RawHeaders:
+    """The header section as :func:`_plain_header_fields` read it, with the parts of
+    :class:`email.message.Message`'s interface that :class:`MailRequest` uses."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._names = [name for name, _ in fields]
+        self._values: dict[str, list[str]] = {}
+        for name, value in fields:
+            self._values.setdefault(name.lower(), []).append(value)
+
+    def get_all(self, name: str, failobj: list[str]) -> list[str]:
+        found = self._values.get(name.lower())
+        return list(found) if found else failobj
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+
 class MailRequest:
     """A message as delivered to one recipient.
 
@@ -185,16 +282,28 @@ class MailRequest:
         )
 
     @cached_property
-    def _headers(self) -> Message:
+    def _headers(self) -> Message | _RawHeaders:
         """The header section, values kept raw (decoded on demand by :meth:`get_all`)."""
+        fields = _plain_header_fields(self.original)
+        if fields is not None:
+            return _RawHeaders(fields)
         return _RAW_HEADER_PARSER.parsebytes(self.original, headersonly=True)
 
     @cached_property
     def msg(self) -> EmailMessage:
-        """The whole parsed message (``policy.default``)."""
-        parsed = _PARSER.parsebytes(self.original)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
+        """The whole parsed message (``policy.default``, within the bounds of
+        :mod:`mailsim_runtime.mimeguard`)."""
+        return parse_message(self.original, self._budget)
+
+    @cached_property
+    def _budget(self) -> ParseBudget:
+        return ParseBudget()
+
+    @property
+    def defects(self) -> list[MessageDefect]:
+        """What was wrong with the message: the parser's defects of every part, then
+        the header values too long or too strange to parse (read as received)."""
+        return [*(d for part in self.walk() for d in part.defects), *self._budget.defects]
 
     # Header access ------------------------------------------------------------
 
@@ -220,7 +329,10 @@ class MailRequest:
         key = name.lower()
         values = self._decoded.get(key)
         if values is None:
-            values = [_decode_header(name, str(raw)) for raw in self._headers.get_all(name, [])]
+            values = [
+                _decode_header(name, str(raw), self._budget)
+                for raw in self._headers.get_all(name, [])
+            ]
             self._decoded[key] = values
         return values
 
@@ -234,7 +346,7 @@ class MailRequest:
     @property
     def from_addresses(self) -> list[str]:
         """Addresses in the From header (the author, not the envelope sender)."""
-        return [addr for _, addr in getaddresses(self.get_all("From")) if addr]
+        return addresses_in(self.get_all("From"))
 
     # Content ------------------------------------------------------------------
 
@@ -318,19 +430,22 @@ class MailResponse:
         self._headers.append((name, check_header_value(name, value)))
 
     def __getitem__(self, name: str) -> str | None:
-        for key, value in self._headers:
-            if key.lower() == name.lower():
+        key = name.lower()
+        for field, value in self._headers:
+            if field.lower() == key:
                 return value
         return None
 
     def __delitem__(self, name: str) -> None:
-        self._headers = [(k, v) for k, v in self._headers if k.lower() != name.lower()]
+        key = name.lower()
+        self._headers = [(k, v) for k, v in self._headers if k.lower() != key]
 
     def __contains__(self, name: str) -> bool:
         return self[name] is not None
 
     def get_all(self, name: str) -> list[str]:
-        return [v for k, v in self._headers if k.lower() == name.lower()]
+        key = name.lower()
+        return [v for k, v in self._headers if k.lower() == key]
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._headers)
@@ -352,12 +467,12 @@ class MailResponse:
     def recipients(self) -> list[str]:
         """Envelope recipients: every address in To, Cc and Bcc."""
         values = self.get_all("To") + self.get_all("Cc") + self.get_all("Bcc")
-        return [addr for _, addr in getaddresses(values) if addr]
+        return addresses_in(values)
 
     @property
     def sender_address(self) -> str:
         """The bare address of the From header ('' when there is none)."""
-        found = [addr for _, addr in getaddresses(self.get_all("From")) if addr]
+        found = addresses_in(self.get_all("From"))
         return found[0] if found else ""
 
     # Rendering ----------------------------------------------------------------
@@ -399,8 +514,23 @@ class MailResponse:
     def as_bytes(self) -> bytes:
         """The message on the wire: CRLF line ends, long lines folded."""
         if self._is_plain_ascii():
-            return self._legacy_message().as_bytes(policy=_LEGACY_WIRE_POLICY)
+            return self._plain_bytes() or self._legacy_message().as_bytes(
+                policy=_LEGACY_WIRE_POLICY
+            )
         return self.to_message().as_bytes(policy=_WIRE_POLICY)
+
+    def _plain_bytes(self) -> bytes | None:
+        """What :meth:`_legacy_message` gives on the wire, written directly, when
+        every header line is short enough to stay unfolded (else None)."""
+        lines = [f"{name}: {value}" for name, value in self._headers if name.lower() != "bcc"]
+        if any(len(line) > _PLAIN_LINE_LIMIT for line in lines):
+            return None
+        lines += _PLAIN_CONTENT_HEADERS
+        body = self.body or ""
+        text = "\r\n".join(lines) + "\r\n\r\n" + _ANY_LINE_END.sub("\r\n", body)
+        if not body.endswith(("\n", "\r")):
+            text += "\r\n"
+        return text.encode("ascii")
 
     def _is_plain_ascii(self) -> bool:
         """A single ASCII text body and ASCII headers without encoded-words: the

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, AnyStr, Literal
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -51,6 +52,15 @@ if TYPE_CHECKING:
 __all__ = ["QueueReceiver", "Receiver", "SinkMessage", "SmtpSink"]
 
 log = logging.getLogger("mailsim.server")
+
+COMMAND_TOO_LONG = "500 5.5.2 Command line too long (RFC 5321 section 4.5.3.1.4)"
+
+# An SMTP path aiosmtpd's parser would read as exactly its dot-atom address (RFC 5322
+# atext, ASCII), followed by the end or by spaces and parameters (not a comment).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>(?:[ \t]+(?=[^ \t(])|$)"
+)
 
 
 # The sink -------------------------------------------------------------------------
@@ -262,6 +272,27 @@ class _Session(SMTP):
                 self.transport.close()
             return
         await super()._handle_client()
+
+    async def push(self, status: AnyStr) -> None:
+        # aiosmtpd's own reply to an over-long command line has no enhanced status
+        # code; the receiver's replies all do.
+        if status == "500 Command line too long":
+            await super().push(COMMAND_TOO_LONG)
+        else:
+            await super().push(status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd parses every MAIL and RCPT path with the email header parser
+        # (and defines a class on each call): tens of microseconds per address.
+        # The plain form `<dot-atom@dot-atom>` gives the same answer from a pattern;
+        # anything else (quotes, literals, comments, UTF-8, <>) still goes to it.
+        found = _PLAIN_PATH.match(arg)
+        if found is None:
+            return super()._getaddr(arg)
+        address = found.group(1)
+        if self.local_part_limit and address.rfind("@") > self.local_part_limit:
+            return None, None
+        return address, arg[found.end() :]
 
     def _timeout_cb(self) -> None:
         # aiosmtpd closes silently; RFC 5321 §4.5.3.2 wants a 421 first.

@@ -8,18 +8,17 @@ bare, as SpamBayes has them.
 
 from __future__ import annotations
 
-import email.policy
 import html
 import re
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from email.utils import getaddresses
 from pathlib import Path
 
 from sbclassifier import tokenize_email, tokenize_text
 
 from mailsim_runtime.mail import MailRequest
+from mailsim_runtime.mimeguard import parse_message
 
 __all__ = ["Mail", "message_tokens"]
 
@@ -30,7 +29,6 @@ _MAX_TOKEN = 200
 # Enough text to judge any message; bounds the work a huge hostile body can cause.
 _MAX_TEXT = 200_000
 
-_PARSER = BytesParser(policy=email.policy.default)
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to", "sender", "return-path")
 _WORD_HEADERS = ("x-mailer", "user-agent", "precedence", "auto-submitted")
 _URL = re.compile(r"(?i)\b(https?|ftp)://([^\s/?#\"'<>()]+)")
@@ -49,7 +47,7 @@ def _as_message(message: Mail) -> Message:
         return message.msg
     if isinstance(message, Message):
         return message
-    return _PARSER.parsebytes(bytes(message))
+    return parse_message(bytes(message))
 
 
 def _header_values(msg: Message, name: str) -> list[str]:

@@ -75,6 +75,10 @@ class Dispatcher:
         self._pending: set[str] = set()  # waiting in _ready or being processed
         self._busy = 0
         self._retry_at: dict[str, tuple[float, int]] = {}
+        # Recipients a message reached whose journal entry could not be written (the
+        # queue's disk full, say): not delivered to again while this process lives.
+        self._unjournaled: dict[str, set[str]] = {}
+        self._unreleased: list[Claim] = []  # claims to put back once the queue is writable
         self._stopping = False
         self._threads: list[threading.Thread] = []
 
@@ -140,6 +144,10 @@ class Dispatcher:
 
     def _scan(self) -> None:
         now = time.monotonic()
+        with self._cond:
+            unreleased, self._unreleased = self._unreleased, []
+        for claim in unreleased:
+            self._release(claim)
         keys = self.queue.keys()
         with self._cond:
             # Forget retries of messages gone from the queue (finished elsewhere).
@@ -195,22 +203,34 @@ class Dispatcher:
         if stored is None:
             self._done(claim)
             return 0
-        already = self.queue.delivered(key)
+        with self._cond:
+            sent = self._unjournaled.setdefault(key, set())
+        already = self.queue.delivered(key) | sent
         remaining = [r for r in stored.recipients if r not in already]
-        for index, recipient in enumerate(remaining):
-            request = MailRequest(stored.peer, stored.sender, recipient, stored.content)
-            try:
-                self.app.deliver(request)
-            except Exception:
-                self._retry_later(claim, recipient)
-                return index
-            if index < len(remaining) - 1:
-                # The last recipient needs no entry: removing the message says it.
-                self._later(self.queue.record_delivered([(key, recipient)], flush=False))
-        self._done(claim)
+        delivered = 0
+        try:
+            for recipient in remaining:
+                request = MailRequest(stored.peer, stored.sender, recipient, stored.content)
+                try:
+                    self.app.deliver(request)
+                except Exception:
+                    self._retry_later(claim, f"delivering it to {recipient!r} failed")
+                    return delivered
+                delivered += 1
+                sent.add(recipient)
+                if delivered < len(remaining):
+                    # The last recipient needs no entry: removing the message says it.
+                    self._later(self.queue.record_delivered([(key, recipient)], flush=False))
+            self._done(claim)
+        except OSError:
+            # The queue cannot be written (disk full, read-only): who had the message
+            # is remembered here, and it is tried again later rather than left claimed.
+            self._retry_later(claim, "the queue could not be written")
+            return delivered
         with self._cond:
             self._retry_at.pop(key, None)
-        return len(remaining)
+            self._unjournaled.pop(key, None)
+        return delivered
 
     def _done(self, claim: Claim) -> None:
         self._later(self.queue.finish_many([claim], flush=False))
@@ -245,18 +265,21 @@ class Dispatcher:
             )
         sink.push(MailRequest(None, "", "", claim.data), reason)
 
-    def _retry_later(self, claim: Claim, recipient: str) -> None:
+    def _retry_later(self, claim: Claim, problem: str) -> None:
         with self._cond:
             _, attempts = self._retry_at.get(claim.key, (0.0, 0))
             pause = min(self.retry_first * 2**attempts, self.retry_longest)
             self._retry_at[claim.key] = (time.monotonic() + pause, attempts + 1)
-        log.exception(
-            "delivering queued message %s to %r failed; trying again in %.0f s",
-            claim.key,
-            recipient,
-            pause,
-        )
-        self.queue.release(claim)
+        log.exception("queued message %s: %s; trying again in %.0f s", claim.key, problem, pause)
+        self._release(claim)
+
+    def _release(self, claim: Claim) -> None:
+        try:
+            self.queue.release(claim)
+        except OSError:
+            log.exception("cannot put queued message %s back in line; trying later", claim.key)
+            with self._cond:
+                self._unreleased.append(claim)
 
 
 class QueueReceiver:

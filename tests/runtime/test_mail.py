@@ -238,3 +238,108 @@ def test_the_plain_ascii_wire_form_means_the_same_as_the_full_one(subject: str, 
     assert fast.get_content() == full.get_content()
     assert fast.get_content_type() == "text/plain"
     assert all(len(line) <= 998 for line in response.as_bytes().split(b"\r\n"))
+
+
+# The fast paths of mail.py against the standard library they stand in for ------------
+
+field_names = st.from_regex(r"[\x21-\x39\x3b-\x7e]{1,12}", fullmatch=True)
+field_text = st.text(
+    alphabet=st.characters(min_codepoint=1, max_codepoint=127, blacklist_characters="\r\n"),
+    max_size=40,
+)
+header_lines = st.one_of(
+    st.builds(lambda n, v: f"{n}:{v}", field_names, field_text),
+    st.builds(lambda n, v: f"{n}: {v}", field_names, field_text),
+    st.builds(lambda w, v: f"{w}{v}", st.sampled_from([" ", "\t", "  "]), field_text),
+    field_text,
+)
+
+
+@given(
+    lines=st.lists(header_lines, max_size=8),
+    separator=st.sampled_from(["\r\n", "\r\n", "\r\n", "\n", "\r"]),
+    body=field_text,
+)
+def test_the_plain_header_split_is_exactly_the_compat32_parse(
+    lines: list[str], separator: str, body: str
+) -> None:
+    from mailsim_runtime.mail import _RAW_HEADER_PARSER, _decode_header, _plain_header_fields
+
+    data = (separator.join(lines) + "\r\n\r\n" + body).encode("ascii")
+    fields = _plain_header_fields(data)
+    if fields is None:  # not a fast-path case: the parser decides
+        return
+    parsed = _RAW_HEADER_PARSER.parsebytes(data, headersonly=True)
+    assert fields == list(parsed.raw_items())
+    request = MailRequest(None, "s@example.org", "r@example.org", data)
+    for name, _ in fields:
+        assert name in request
+        assert request.get_all(name) == [
+            _decode_header(name, str(value)) for value in parsed.get_all(name, [])
+        ]
+    assert request.keys() == list(parsed.keys())
+
+
+def test_the_plain_header_split_leaves_odd_sections_to_the_parser() -> None:
+    from mailsim_runtime.mail import _plain_header_fields
+
+    for data in [
+        b"From someone Mon Jan 1\r\nSubject: x\r\n\r\nb",  # a Unix From line
+        b" folded: first\r\n\r\nb",  # a continuation with nothing to continue
+        b"Subject: x\rBcc: y\r\n\r\nb",  # a bare CR
+        b"Subject: \xc3\xa9\r\n\r\nb",  # 8-bit
+        b"Subject: x\r\nno colon here\r\n\r\nb",  # the body starts without an empty line
+        b"Subject: x\r\n",  # no empty line at all
+    ]:
+        assert _plain_header_fields(data) is None
+
+
+@given(
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(["To", "From", "Subject", "Bcc", "X-Long-Header-Name", "Reply-To"]),
+            st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
+        ),
+        max_size=6,
+    ),
+    body=st.none()
+    | st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\r\n"),
+        max_size=200,
+    ),
+)
+def test_the_plain_wire_form_is_byte_for_byte_the_legacy_one(
+    headers: list[tuple[str, str]], body: str | None
+) -> None:
+    from mailsim_runtime.mail import _LEGACY_WIRE_POLICY
+
+    response = MailResponse(body=body)
+    for name, value in headers:
+        response.add_header(name, value)
+    if not response._is_plain_ascii():
+        return
+    legacy = response._legacy_message().as_bytes(policy=_LEGACY_WIRE_POLICY)
+    fast = response._plain_bytes()
+    assert fast is None or fast == legacy
+    assert response.as_bytes() == legacy
+
+
+@given(values=st.lists(raw_values.filter(lambda v: "\r" not in v), min_size=1, max_size=3))
+def test_the_simple_address_path_is_what_getaddresses_finds(values: list[str]) -> None:
+    from email.utils import getaddresses
+
+    from mailsim_runtime.mail import addresses_in
+
+    try:
+        expected = [address for _, address in getaddresses(values) if address]
+    except RecursionError:
+        return
+    assert addresses_in(values) == expected
+
+
+@given(value=raw_values.filter(lambda v: "\r" not in v))
+def test_a_simple_mailbox_is_one_the_registry_takes_as_it_is(value: str) -> None:
+    from mailsim_runtime.mail import is_simple_mailbox
+
+    if is_simple_mailbox(value):
+        assert str(email.policy.default.header_store_parse("To", value)[1]) == value

@@ -6,7 +6,7 @@ served by ``mailsim serve`` on loopback, its relay pointed at the run's sink), a
 prints seconds per dozen scenarios and the ratio. Also the step library's own echo
 features in the world: what `mailsim run` itself costs per dozen scenarios.
 
-    .venv/bin/python bench/features_world_vs_live.py [--rounds N]
+    .venv/bin/python bench/features_world_vs_live.py [--rounds N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import re
 import tempfile
 import time
@@ -63,6 +64,7 @@ def live(rounds: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
     features = [MAILINGLIST / "features"]
     in_world(features, LIVE_TAGS)  # imports, template compilation: once
@@ -87,6 +89,22 @@ def main() -> None:
         f"{per_dozen(echo, echo_count):>9.2f}"
     )
     print("\ntarget: the world at least 20x faster than live on the same features")
+    if options.json:
+        options.json.write_text(
+            json.dumps(
+                {
+                    "rounds": options.rounds,
+                    "live_scenarios": served_count,
+                    "world_scenarios": world_count,
+                    "live_per_dozen": per_dozen(served, served_count),
+                    "world_per_dozen": per_dozen(world, world_count),
+                    "echo_scenarios": echo_count,
+                    "echo_per_dozen": per_dozen(echo, echo_count),
+                    "ratio": (served / max(served_count, 1)) / (world / max(world_count, 1)),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

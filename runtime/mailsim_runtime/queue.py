@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import os
@@ -35,6 +36,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +130,10 @@ class MaildirQueue:
                 for handle in handles:
                     handle.flush()
                 if self.durable:
-                    # All written first and flushed after: the first fsync commits
-                    # the filesystem journal holding every file's creation, so the
-                    # others cost little.
-                    for handle in handles:
-                        os.fsync(handle.fileno())
+                    # All written first, then fsync'd at the same time: the
+                    # filesystem joins concurrent fsyncs into one journal commit,
+                    # so a batch costs about one flush of the disk, not one each.
+                    fsync_all([handle.fileno() for handle in handles])
             finally:
                 for handle in handles:
                     handle.close()
@@ -298,13 +299,22 @@ class MaildirQueue:
         return paths
 
     def flush(self, paths: Iterable[Path]) -> None:
-        """fsync each file or folder of *paths* once (files first); gone ones are skipped."""
-        unique = sorted(set(paths), key=lambda path: path.is_dir())
-        for path in unique:
+        """fsync each file or folder of *paths* once (the files, then the folders);
+        gone ones are skipped."""
+        unique = set(paths)
+        folders = {path for path in unique if path.is_dir()}
+        for group in (unique - folders, folders):
+            fds = []
             try:
-                _fsync_path(path)
-            except FileNotFoundError:
-                continue  # finished (and removed) since: nothing left to keep
+                for path in sorted(group):
+                    try:
+                        fds.append(os.open(path, os.O_RDONLY))
+                    except FileNotFoundError:
+                        continue  # finished (and removed) since: nothing left to keep
+                fsync_all(fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
     def delivered(self, key: str) -> set[str]:
         """Recipients message *key* was already delivered to (see :meth:`record_delivered`)."""
@@ -368,12 +378,41 @@ class MaildirQueue:
         return removed
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+_FSYNC_THREADS = 8
+
+
+@functools.cache
+def _fsync_pool() -> ThreadPoolExecutor:
+    # Its threads only wait in the kernel; one pool serves every queue of the process.
+    return ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="mailsim-fsync")
+
+
+def fsync_all(fds: Sequence[int]) -> None:
+    """fsync every file descriptor of *fds*, concurrently; returns once all are done.
+
+    One fsync after another costs one disk flush each (milliseconds on a real disk,
+    the same for the tenth file as for the first), while fsyncs that arrive
+    together are joined by the filesystem (ext4's journal, XFS's log) into one
+    commit: ten files then cost about what one does. The first error is raised,
+    after every fsync has finished.
+    """
+    if len(fds) <= 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    others = [_fsync_pool().submit(os.fsync, fd) for fd in fds[1:]]
+    error: OSError | None = None
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        os.fsync(fds[0])
+    except OSError as failed:
+        error = failed
+    for future in others:
+        try:
+            future.result()
+        except OSError as failed:
+            error = error or failed
+    if error is not None:
+        raise error
 
 
 def _owner_alive(lock_file: Path) -> bool:

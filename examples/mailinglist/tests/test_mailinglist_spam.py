@@ -5,6 +5,7 @@ The filter starts out trained on the small corpus in data/ (app.training, run by
 """
 
 import importlib
+import json
 
 PILLS = (
     "CHEAP VIAGRA 80% OFF",
@@ -69,3 +70,14 @@ def test_spam_for_the_owner_is_not_passed_on(mail_world, mailbox, owner, queued)
     spammer.send("python-owner@lists.example.com", subject=subject, body=body)
     owner.expect_no_mail()
     assert [m["Subject"] for m in queued("spam")] == [subject]
+
+
+def test_the_stored_tokens_are_what_the_corpus_gives_today(mail_world):
+    # data/tokens.json spares every new world tokenizing the corpus; after a change
+    # to data/ or to the tokenizer, `python -m app.training` writes it again.
+    training = importlib.import_module("app.training")
+    stored = json.loads(training.TOKENS.read_text(encoding="utf-8"))
+    fresh = training.tokenize_corpus(mail_world.app.spam)
+    assert stored["corpus"] == fresh["corpus"], "data/ changed: run python -m app.training"
+    for kind in training.KINDS:
+        assert stored[kind] == fresh[kind], "the tokenizer changed: run python -m app.training"

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.errors import MessageDefect
+from email.header import Header
 from email.headerregistry import (
     Address,
     AddressHeader,
@@ -40,8 +41,28 @@ __all__ = [
     "is_simple_mailbox",
 ]
 
-# SMTP policy: CRLF line ends, lines folded at 78, headers still policy.default's objects.
-_WIRE_POLICY = email.policy.SMTP
+
+class _WirePolicy(email.policy.EmailPolicy):
+    """``policy.SMTP``, except that a non-ASCII unstructured header (a Subject in French,
+    say) is encoded by the standard library's :class:`email.header.Header`.
+
+    The modern folder can turn the space where it splits two encoded-words into
+    folding whitespace, which decoding then drops ("invités Réunion" comes back as
+    "invitésRéunion"; CPython gh-144156, fixed after 3.13). The older encoder keeps
+    every space inside the encoded-words.
+    """
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        text = str(value)
+        kind = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
+        if text.isascii() or not issubclass(kind, UnstructuredHeader) or _LINE_BREAKS & set(text):
+            return super().fold_binary(name, value)
+        encoded = Header(text, "utf-8", header_name=name, maxlinelen=self.max_line_length)
+        return f"{name}: {encoded.encode(linesep=self.linesep)}{self.linesep}".encode("ascii")
+
+
+# CRLF line ends, lines folded at 78.
+_WIRE_POLICY = _WirePolicy(linesep="\r\n")
 # The legacy API reads and writes plain ASCII headers several times faster than the
 # header registry; it is used only where its result is the same (see below).
 _RAW_HEADER_PARSER = BytesHeaderParser(policy=email.policy.compat32)

@@ -338,7 +338,9 @@ def test_no_template_variable_injects_a_header(tmp_path_factory: Any, evil: str)
         ["to", "from", "subject", "x-list", "mime-version", "content-type",
          "content-transfer-encoding"]
     )  # fmt: skip
-    assert " ".join(str(parsed["Subject"]).split()) == " ".join(f"About {evil}".split())
+    # Compared without whitespace: Python's folding can drop a space where a long non-ASCII
+    # value is split between two encoded-words (CPython gh-144156, fixed after 3.13).
+    assert "".join(str(parsed["Subject"]).split()) == "".join(f"About {evil}".split())
 
 
 # atheris ---------------------------------------------------------------------------

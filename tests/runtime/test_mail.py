@@ -343,3 +343,10 @@ def test_a_simple_mailbox_is_one_the_registry_takes_as_it_is(value: str) -> None
 
     if is_simple_mailbox(value):
         assert str(email.policy.default.header_store_parse("To", value)[1]) == value
+
+
+def test_folding_keeps_spaces_between_encoded_words() -> None:
+    # Python's own folder loses the space before "Réunion" here (CPython gh-144156).
+    subject = "avec les délégués européens et invités Réunion"
+    response = MailResponse(to="o@example.com", from_="r@example.com", subject=subject, body="x")
+    assert request(response.as_bytes())["Subject"] == subject

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.raw_smtp import Raw as SharedRaw
 from mailsim_runtime import App, current_app, route, stateless
 from mailsim_runtime.config import LimitsSection
 from mailsim_runtime.mail import MailRequest
@@ -107,61 +108,14 @@ def free_port() -> int:
         return port
 
 
-class Raw:
-    """A byte-exact SMTP client (from *source*, another loopback address, if given)."""
+class Raw(SharedRaw):
+    """The shared raw client, its transaction addressed to the test app by default."""
 
     def __init__(self, port: int, timeout: float = 10.0, source: str | None = None) -> None:
-        self.sock = socket.create_connection(
-            ("127.0.0.1", port), timeout, source_address=(source, 0) if source else None
-        )
-        self.buffer = b""
-
-    def __enter__(self) -> Raw:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"closed; unread: {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
-
-    def reply(self) -> tuple[int, str]:
-        """One whole (possibly multi-line) reply: its code and its text lines joined."""
-        texts = []
-        while True:
-            line = self._line().decode()
-            texts.append(line[4:])
-            if line[3:4] != "-":
-                return int(line[:3]), "\n".join(texts)
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def command(self, line: str) -> tuple[int, str]:
-        self.send(line.encode() + b"\r\n")
-        return self.reply()
-
-    def closed(self) -> bool:
-        """Whether the server closed the connection (after what was already read)."""
-        try:
-            return self.sock.recv(1) == b""
-        except (ConnectionResetError, TimeoutError):
-            return False
+        super().__init__(port, timeout, source)
 
     def transaction(self, recipients: list[str] | None = None) -> None:
-        """Greeting, EHLO, MAIL, RCPTs, DATA: each must be accepted."""
-        assert self.reply()[0] == 220
-        assert self.command("EHLO client.example")[0] == 250
-        assert self.command("MAIL FROM:<s@client.example>")[0] == 250
-        for recipient in recipients or [f"a@{DOMAIN}"]:
-            assert self.command(f"RCPT TO:<{recipient}>")[0] == 250
-        assert self.command("DATA")[0] == 354
+        super().transaction(recipients or [f"a@{DOMAIN}"])
 
 
 def send_one(port: int, data: bytes, recipient: str = f"a@{DOMAIN}") -> tuple[int, str]:

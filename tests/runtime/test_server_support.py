@@ -5,7 +5,6 @@ smtplib will not send (bare line ends, pipelining, LMTP's replies)."""
 from __future__ import annotations
 
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -15,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from helpers.raw_smtp import Raw
 from mailsim_runtime import App, current_app, route, stateless
 from mailsim_runtime.config import LimitsSection
 from mailsim_runtime.mail import MailRequest
 from mailsim_runtime.queue import MemoryQueue
 from mailsim_runtime.server import Receiver
+
+__all__ = ["Raw"]  # the server tests import the raw client from here too
 
 DOMAIN = "example.com"
 
@@ -110,64 +112,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-class Raw:
-    """A byte-exact SMTP/LMTP client over a TCP or UNIX socket."""
-
-    def __init__(self, address: int | str | Path, timeout: float = 5.0) -> None:
-        if isinstance(address, int):
-            self.sock: socket.socket = socket.create_connection(("127.0.0.1", address), timeout)
-        else:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            self.sock.connect(str(address))
-        self.buffer = b""
-
-    def __enter__(self) -> Raw:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"closed; unread: {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
-
-    def reply(self) -> tuple[int, str]:
-        """One whole (possibly multi-line) reply: its code and its text lines joined."""
-        texts = []
-        while True:
-            line = self._line().decode()
-            texts.append(line[4:])
-            if line[3:4] != "-":
-                return int(line[:3]), "\n".join(texts)
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def command(self, line: str) -> tuple[int, str]:
-        self.send(line.encode() + b"\r\n")
-        return self.reply()
-
-    def closed(self) -> bool:
-        """Whether the server closed the connection (after what was already read)."""
-        try:
-            return self.sock.recv(1) == b""
-        except (ConnectionResetError, TimeoutError):
-            return False
-
-    def start_tls(self) -> None:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        self.sock = context.wrap_socket(self.sock)
-        self.buffer = b""
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:

@@ -219,9 +219,10 @@ class Delivery:
 
 
 class Sink(Protocol):
-    """Where mail goes that no handler took, or whose handler failed."""
+    """Where mail goes that no handler took, or whose handler failed (what `push`
+    returns, a queue key say, is not used)."""
 
-    def push(self, message: MailRequest, reason: str) -> None: ...
+    def push(self, message: MailRequest, reason: str) -> object: ...
 
 
 class _LockTable:

@@ -49,8 +49,8 @@ def test_a_message_is_queued_then_delivered_to_each_recipient(tmp_path: Path) ->
     assert sorted(d.recipient for d in delivered) == [f"a@{DOMAIN}", f"b@{DOMAIN}"]
     for item in delivered:
         assert item.sender == "someone@client.example"
-        assert item.data.startswith(b"Received: from ")  # the trace line comes first
-        assert b"with ESMTP" in item.data and item.data.endswith(message())
+        assert item.original.startswith(b"Received: from ")  # the trace line comes first
+        assert b"with ESMTP" in item.original and item.original.endswith(message())
         assert item.peer is not None and item.peer.startswith("127.0.0.1:")
 
 
@@ -147,7 +147,7 @@ def test_swaks(tmp_path: Path) -> None:
             timeout=30,
             check=False,
         )
-    assert b"Subject: from swaks" in item.data
+    assert b"Subject: from swaks" in item.original
     assert refused.returncode != 0
     assert "<** 550 5.1.1 <x@elsewhere.example>: recipient rejected" in refused.stdout
 
@@ -248,7 +248,7 @@ def test_a_failing_handler_loses_nothing(tmp_path: Path) -> None:
     def fail(request: object) -> None:
         raise RuntimeError("the handler broke")
 
-    app.settings["fail"] = fail
+    app.settings["before"] = fail
     with (
         receiver(app, tmp_path) as server,
         smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client,
@@ -302,7 +302,7 @@ def test_on_start_it_delivers_what_a_crash_left(tmp_path: Path) -> None:
     with receiver(app, tmp_path):
         delivered = recorder.wait_for(3)
         wait_until(lambda: queue_is_empty(queue))
-    pairs = sorted((d.recipient, b"half done" in d.data) for d in delivered)
+    pairs = sorted((d.recipient, b"half done" in d.original) for d in delivered)
     assert pairs == [(f"a@{DOMAIN}", False), (f"b@{DOMAIN}", False), (f"b@{DOMAIN}", True)]
     assert waiting not in queue.keys() and not queue.claimed()  # noqa: SIM118
 
@@ -329,7 +329,7 @@ def test_starttls_and_nothing_pipelined_before_the_handshake_survives(tmp_path: 
             client.send(message() + b".\r\n")
             assert client.reply()[0] == 250
         [item] = recorder.wait_for(1)
-    assert b"with ESMTPS" in item.data
+    assert b"with ESMTPS" in item.original
 
 
 def test_lmtp_over_tcp_answers_once_per_recipient(tmp_path: Path) -> None:
@@ -349,7 +349,7 @@ def test_lmtp_over_tcp_answers_once_per_recipient(tmp_path: Path) -> None:
         assert first[1].startswith(f"2.1.5 <a@{DOMAIN}> OK")
         assert second[1].startswith(f"2.1.5 <b@{DOMAIN}> OK")
         assert recorder.wait_for(2)
-    assert all(b"with LMTP" in d.data for d in recorder.items)
+    assert all(b"with LMTP" in d.original for d in recorder.items)
 
 
 def test_lmtp_over_a_unix_socket(tmp_path: Path) -> None:

@@ -211,7 +211,7 @@ def test_smuggling_endings_are_refused_and_make_no_second_message(
         assert client.closed()
     others_unaffected(server, recorder)
     [only] = recorder.items
-    assert b"forged" not in only.data and only.recipient == f"ok@{DOMAIN}"
+    assert b"forged" not in only.original and only.recipient == f"ok@{DOMAIN}"
     wait_until(lambda: server.queue.count() == 0 and not server.queue.claimed())
 
 
@@ -241,4 +241,4 @@ def test_dot_stuffing_is_undone(served: tuple[Receiver, Recorder]) -> None:
     server, recorder = served
     assert data_reply(server, b"..Subject: dots\r\n\r\n..leading\r\n..\r\nx\r\n")[0] == 250
     [item] = recorder.wait_for(1)
-    assert item.data.endswith(b"\r\n.Subject: dots\r\n\r\n.leading\r\n.\r\nx\r\n")
+    assert item.original.endswith(b"\r\n.Subject: dots\r\n\r\n.leading\r\n.\r\nx\r\n")

@@ -51,9 +51,10 @@ __all__ = [
 ]
 
 MAX_PARSED_HEADER = 4096  # characters of one value the header registry is given
-# Registry work per message, in characters squared: about a third of a second of the
-# worst values, and room for thousands of ordinary ones (a 100-character value costs 10^4).
-PARSE_BUDGET = 50_000_000
+# Registry work per message, in characters squared: about a quarter of a second of the
+# worst values (runs of quotes in MIME parameters, measured), and room for two thousand
+# ordinary ones (a 100-character value costs 10^4).
+PARSE_BUDGET = 20_000_000
 MAX_DEPTH = 100  # nested multiparts and message/rfc822 parts (Postfix: 100)
 MAX_PARTS = 1000  # parts of one message, the message itself included
 

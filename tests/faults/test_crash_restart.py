@@ -146,8 +146,7 @@ def test_a_queue_receiver_killed_mid_message_loses_nothing(tmp_path: Path) -> No
             worker.kill()
             starts, dones, _ = lines(log)
             unfinished = sum((starts - dones).values())  # ever, this kill's included
-            mid_message, interrupted = unfinished, unfinished - mid_message
-            assert interrupted >= 1
+            mid_message = unfinished
             worker.start()
         wait_until(lambda: expected <= set(lines(log)[1]), timeout=60, what="all delivered")
         wait_until(lambda: not queue.keys() and not queue.claimed(), what="the queue drained")
@@ -160,6 +159,9 @@ def test_a_queue_receiver_killed_mid_message_loses_nothing(tmp_path: Path) -> No
     repeats = sum(count - 1 for count in dones.values())
     assert repeats <= KILLS * WORKERS, f"{repeats} repeated deliveries"
     assert os.listdir(folder / "tmp") == ["1700000000.half.example"]
+    # Each kill is aimed at a handler seen mid-message, but it may finish in the instant
+    # between the look and the kill: what must hold is that kills did land mid-message.
+    assert mid_message >= 1, "no kill interrupted a handler: the test proved nothing"
     print(
         f"\n{len(expected)} deliveries expected, {sum(dones.values())} completed, "
         f"{repeats} repeated; {KILLS} kills interrupted {mid_message} handlers mid-message"

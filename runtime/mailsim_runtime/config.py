@@ -98,7 +98,7 @@ class ReceiverSection:
     port: int = 8823
     socket: Path | None = None  # LMTP over a UNIX socket instead of TCP
     queue: Path = Path("run/incoming")
-    durability: Literal["fsync", "none"] = "fsync"
+    durability: Literal["fsync", "syncfs", "none"] = "fsync"
     workers: int = 8  # handler threads
     certificate: Path | None = None  # STARTTLS when both are given
     private_key: Path | None = None

@@ -1,8 +1,10 @@
 """Message queues: a crash-safe Maildir queue and an in-memory one with the same API.
 
-A message pushed to a :class:`MaildirQueue` is written to ``tmp/``, fsync'd, renamed
-into ``new/`` and the directory fsync'd, so once ``push`` returns the message
-survives a crash (unless the queue was opened with ``durable=False``). A message is
+A message pushed to a :class:`MaildirQueue` is written to ``tmp/``, flushed to disk,
+renamed into ``new/`` and the directory flushed, so once ``push`` returns the message
+survives a crash (unless the queue was opened with ``durable=False``). How it is
+flushed is the queue's *sync* method: ``"fsync"`` (each file and folder; portable) or
+``"syncfs"`` (one ``syncfs(2)`` of the queue's filesystem per batch; Linux). A message is
 taken out by renaming it from ``new/`` into ``cur/``: a rename succeeds for exactly
 one taker, so any number of threads and processes can pop from one queue. Messages
 over ``max_size`` are moved to ``oversize/`` when met, never silently lost.
@@ -25,6 +27,8 @@ delivery agent would.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import functools
 import itertools
@@ -35,14 +39,23 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from mailsim_runtime.mail import MailRequest, MailResponse
 
-__all__ = ["Claim", "MaildirQueue", "MemoryQueue", "QueueOwner", "as_queue_bytes"]
+__all__ = [
+    "Claim",
+    "MaildirQueue",
+    "MemoryQueue",
+    "QueueOwner",
+    "SyncMethod",
+    "as_queue_bytes",
+    "syncfs_available",
+]
 
 log = logging.getLogger("mailsim.queue")
 
@@ -53,6 +66,9 @@ _CLAIMED_BY = ":"  # cur/<key>:<owner>; a key never holds one
 # An owner's name. Anything else in cur/ is not a claim: a message pop() is taking,
 # or, in a Maildir a mail client also reads, one it has read ("<key>:2,S").
 _OWNER_NAME = re.compile(r"\d+-[0-9a-f]{12}")
+
+SyncMethod = Literal["fsync", "syncfs"]
+_FSYNC_THREADS = 8  # fsyncs of one batch in flight at once
 
 
 def _header_safe(value: str) -> str:
@@ -78,13 +94,25 @@ class MaildirQueue:
     """A queue in a Maildir folder, safe across threads, processes and crashes."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, durable: bool = True, max_size: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        max_size: int | None = None,
+        sync: SyncMethod = "fsync",
     ) -> None:
+        if sync not in get_args(SyncMethod):
+            raise ValueError(f"sync must be one of {get_args(SyncMethod)}, not {sync!r}")
+        if sync == "syncfs" and not syncfs_available():
+            raise ValueError("sync='syncfs' needs Linux's syncfs(2), not found in this C library")
         self.path = Path(path)
         self.durable = durable
         self.max_size = max_size
+        self.sync = sync
         self._serial = itertools.count()
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         for sub in _SUBFOLDERS:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
@@ -99,11 +127,37 @@ class MaildirQueue:
         )
 
     def _fsync_dir(self, folder: Path) -> None:
+        if self.sync == "syncfs":
+            self._syncfs()
+            return
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def _syncfs(self) -> None:
+        # One flush of the whole filesystem costs about what one fsync does, and a
+        # batch of ten files with their folder needs one, not eleven (BENCHMARKS.md).
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            syncfs(fd)
+        finally:
+            os.close(fd)
+
+    def _fsync_all(self, fds: Sequence[int]) -> None:
+        if self.sync == "syncfs":
+            if fds:
+                self._syncfs()
+            return
+        if len(fds) > 1:
+            with self._pool_lock:
+                if self._pool is None:
+                    # Its threads only wait in the kernel, and start when first needed.
+                    self._pool = ThreadPoolExecutor(
+                        _FSYNC_THREADS, thread_name_prefix="mailsim-fsync"
+                    )
+        fsync_all(fds, self._pool)
 
     def push(self, message: bytes | MailRequest | MailResponse, reason: str | None = None) -> str:
         """Store *message*; returns its key. Durable (fsync'd) before it returns."""
@@ -133,7 +187,7 @@ class MaildirQueue:
                     # All written first, then fsync'd at the same time: the
                     # filesystem joins concurrent fsyncs into one journal commit,
                     # so a batch costs about one flush of the disk, not one each.
-                    fsync_all([handle.fileno() for handle in handles])
+                    self._fsync_all([handle.fileno() for handle in handles])
             finally:
                 for handle in handles:
                     handle.close()
@@ -300,8 +354,12 @@ class MaildirQueue:
 
     def flush(self, paths: Iterable[Path]) -> None:
         """fsync each file or folder of *paths* once (the files, then the folders);
-        gone ones are skipped."""
+        gone ones are skipped. With ``sync="syncfs"``, one flush of the filesystem."""
         unique = set(paths)
+        if self.sync == "syncfs":
+            if unique:
+                self._syncfs()
+            return
         folders = {path for path in unique if path.is_dir()}
         for group in (unique - folders, folders):
             fds = []
@@ -311,7 +369,7 @@ class MaildirQueue:
                         fds.append(os.open(path, os.O_RDONLY))
                     except FileNotFoundError:
                         continue  # finished (and removed) since: nothing left to keep
-                fsync_all(fds)
+                self._fsync_all(fds)
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -378,29 +436,20 @@ class MaildirQueue:
         return removed
 
 
-_FSYNC_THREADS = 8
-
-
-@functools.cache
-def _fsync_pool() -> ThreadPoolExecutor:
-    # Its threads only wait in the kernel; one pool serves every queue of the process.
-    return ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="mailsim-fsync")
-
-
-def fsync_all(fds: Sequence[int]) -> None:
-    """fsync every file descriptor of *fds*, concurrently; returns once all are done.
+def fsync_all(fds: Sequence[int], pool: ThreadPoolExecutor | None = None) -> None:
+    """fsync every file descriptor of *fds*, concurrently on *pool*'s threads (in turn
+    without one); returns once all are done.
 
     One fsync after another costs one disk flush each (milliseconds on a real disk,
     the same for the tenth file as for the first), while fsyncs that arrive
-    together are joined by the filesystem (ext4's journal, XFS's log) into one
-    commit: ten files then cost about what one does. The first error is raised,
-    after every fsync has finished.
+    together may be joined by the filesystem (ext4's journal, XFS's log) into one
+    commit. The first error is raised, after every fsync has finished.
     """
-    if len(fds) <= 1:
+    if pool is None or len(fds) <= 1:
         for fd in fds:
             os.fsync(fd)
         return
-    others = [_fsync_pool().submit(os.fsync, fd) for fd in fds[1:]]
+    others = [pool.submit(os.fsync, fd) for fd in fds[1:]]
     error: OSError | None = None
     try:
         os.fsync(fds[0])
@@ -413,6 +462,37 @@ def fsync_all(fds: Sequence[int]) -> None:
             error = error or failed
     if error is not None:
         raise error
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    # The C library is loaded once (reading it is not state that changes).
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+def syncfs_available() -> bool:
+    """Whether this system has ``syncfs(2)`` (Linux, glibc or musl)."""
+    return _libc_syncfs() is not None
+
+
+def syncfs(fd: int) -> None:
+    """Flush everything written to the filesystem holding *fd* (``syncfs(2)``).
+
+    Since Linux 5.8 it reports the writeback errors of that filesystem, as fsync
+    reports a file's; they are raised as OSError.
+    """
+    function = _libc_syncfs()
+    if function is None:
+        raise OSError(errno.ENOSYS, "syncfs(2) is not available")
+    if function(fd) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
 
 
 def _owner_alive(lock_file: Path) -> bool:

@@ -1,6 +1,9 @@
+import errno
 import multiprocessing
+import os
 from pathlib import Path
 
+import mailsim_runtime.queue as queue_module
 import pytest
 from mailsim_runtime.mail import MailRequest, MailResponse
 from mailsim_runtime.queue import MaildirQueue, MemoryQueue
@@ -8,10 +11,14 @@ from mailsim_runtime.queue import MaildirQueue, MemoryQueue
 RAW = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-@pytest.fixture(params=["maildir", "memory"])
+@pytest.fixture(params=["maildir", "maildir-syncfs", "memory"])
 def queue(request: pytest.FixtureRequest, tmp_path: Path) -> MaildirQueue | MemoryQueue:
     if request.param == "maildir":
         return MaildirQueue(tmp_path / "q")
+    if request.param == "maildir-syncfs":
+        if not queue_module.syncfs_available():
+            pytest.skip("syncfs(2) is not available on this system")
+        return MaildirQueue(tmp_path / "q", sync="syncfs")
     return MemoryQueue()
 
 
@@ -94,3 +101,60 @@ def test_pop_across_processes_takes_each_message_once(tmp_path: Path) -> None:
         worker.join(timeout=30)
     assert sorted(taken) == sorted(pushed)  # every message once, none twice
     assert queue.count() == 0
+
+
+def test_syncfs_flushes_the_batch_before_and_after_the_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With sync="syncfs" a batch costs two flushes of the filesystem, never an fsync,
+    and nothing is renamed into new/ before the first flush: new/ only ever holds
+    messages whose content is on disk."""
+    queue = MaildirQueue(tmp_path / "q", sync="syncfs")
+    seen: list[tuple[int, int]] = []  # (files in tmp/, files in new/) at each flush
+
+    def recording_syncfs(fd: int) -> None:
+        assert os.path.samefile(f"/proc/self/fd/{fd}", queue.path)
+        seen.append((len(os.listdir(queue.path / "tmp")), len(os.listdir(queue.path / "new"))))
+
+    def no_fsync(fd: int) -> None:
+        raise AssertionError("fsync called with sync='syncfs'")
+
+    monkeypatch.setattr(queue_module, "syncfs", recording_syncfs)
+    monkeypatch.setattr(queue_module.os, "fsync", no_fsync)
+    keys = queue.push_many([RAW, RAW, RAW])
+    assert seen == [(3, 0), (0, 3)]
+    assert queue.keys() == sorted(keys)
+    queue.flush([queue.path / "new", queue.path / "cur"])  # many paths, one flush
+    assert len(seen) == 3
+    queue.flush([])  # nothing to make durable: no flush at all
+    assert len(seen) == 3
+
+
+def test_fsync_flushes_each_file_then_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = MaildirQueue(tmp_path / "q")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(queue_module.os, "fsync", recording_fsync)
+    keys = queue.push_many([RAW, RAW])
+    assert sorted(synced[:2]) == sorted(str(queue.path / "tmp" / key) for key in keys)
+    assert synced[2:] == [str(queue.path / "new")]
+
+
+def test_syncfs_reports_the_error_of_the_call() -> None:
+    if not queue_module.syncfs_available():
+        pytest.skip("syncfs(2) is not available on this system")
+    with pytest.raises(OSError) as caught:
+        queue_module.syncfs(-1)
+    assert caught.value.errno == errno.EBADF
+
+
+def test_an_unknown_sync_method_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sync must be one of"):
+        MaildirQueue(tmp_path / "q", sync="sometimes")  # type: ignore[arg-type]

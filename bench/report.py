@@ -111,6 +111,37 @@ def receive_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, st
     return lines, targets
 
 
+def cpu_section(data: dict[str, Any]) -> list[str]:
+    """Where `mailsim serve`'s CPU goes per message (bench/serve_cpu.py)."""
+    merged: dict[str, dict[str, float]] = {}
+    for key, micros in data["per_message"].items():
+        thread, _, kind = key.rpartition(" ")
+        # The delivery workers are alike: one row for all of them.
+        name = "delivery workers (all)" if thread.startswith("mailsim-worker-") else thread
+        if name == "MainThread":
+            name = "event loop (main thread)"
+        row = merged.setdefault(name, {"user": 0.0, "system": 0.0})
+        row[kind] += micros
+    lines = [
+        "### CPU per message, by thread",
+        "",
+        f"`bench/serve_cpu.py`: `mailsim serve` (one process, durability "
+        f"{data['durability']}) given {data['messages']:,} messages by smtp-source with a new "
+        f"connection each, until all are delivered ({data['received']:,.0f} received and "
+        f"{data['delivered']:,.0f} delivered per second in that run). CPU time from `/proc`, "
+        "which moves far less with the machine's load than throughput does.",
+        "",
+        "| thread | user µs | system µs |",
+        "|---|---:|---:|",
+    ]
+    for name, row in sorted(merged.items(), key=lambda item: -sum(item[1].values())):
+        if sum(row.values()) >= 1:
+            lines.append(f"| {name} | {row['user']:,.0f} | {row['system']:,.0f} |")
+    total = sum(sum(row.values()) for row in merged.values())
+    lines.append(f"| **all threads** | | **{total:,.0f}** (user + system) |")
+    return lines
+
+
 def world_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str]]]:
     lines = [
         "## 2. World throughput",
@@ -225,6 +256,8 @@ def main() -> None:
         ),
         "",
         *receive_lines,
+        "",
+        *cpu_section(load("cpu")),
         "",
         *world_lines,
         "",

@@ -10,6 +10,7 @@ source routes, IP literals (RFC 2505 §2.1).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["AddressRefused", "canonical_address", "split_address"]
 
@@ -50,6 +51,10 @@ def split_address(address: str) -> tuple[str, str]:
     return address[:split_at], address[split_at + 1 :]
 
 
+# The same few addresses are canonicalised again and again (at RCPT, by the router's
+# match, by the world for each hand-over); the answer depends on the path alone.
+# A refusal raises and is not kept.
+@lru_cache(maxsize=4096)
 def canonical_address(path: str) -> str:
     """The routable form of an envelope address, or :class:`AddressRefused`.
 

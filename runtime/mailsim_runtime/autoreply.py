@@ -49,9 +49,9 @@ def auto_reply_refusal(message: MailRequest) -> str | None:
     precedence = (message["Precedence"] or "").strip().lower()
     if precedence in _BULK_PRECEDENCE:
         return f"it has Precedence: {precedence}"
-    for name in _LIST_HEADERS:
-        if name in message:
-            return f"it comes from a mailing list ({name})"
+    listed = message._first_of(_LIST_HEADERS)
+    if listed is not None:
+        return f"it comes from a mailing list ({listed})"
     return None
 
 
@@ -78,7 +78,9 @@ class ReplyLimit:
         """Count a reply to *address* at *now*, unless it would exceed the limit."""
         key = address.lower()
         with self._lock:
-            sent = self._sent.setdefault(key, deque())
+            sent = self._sent.get(key)
+            if sent is None:
+                sent = self._sent[key] = deque()
             while sent and now - sent[0] >= self.window:
                 sent.popleft()
             if len(sent) >= self.count:
@@ -92,6 +94,8 @@ def reply_address(original: MailRequest) -> str:
     that names an address, as written if it can stand in a header as it is, else the
     bare address (a broken header must not stop the answer)."""
     for value in (original["Reply-To"], original["From"]):
+        if value is not None and len(value) <= _LONGEST_TO and is_simple_mailbox(value):
+            return value  # what the lines below come to for it, sooner
         found = [a for a in addresses_in([value]) if "@" in a] if value else []
         for candidate in [value, *found] if found else []:
             if candidate is not None and _fit_for_to(candidate):

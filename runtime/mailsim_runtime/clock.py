@@ -6,10 +6,13 @@ they move by hand, so nothing ever sleeps to test an expiry or a retry.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "format_date", "wall_clock_text"]
 
 
 @runtime_checkable
@@ -27,3 +30,34 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+def format_date(moment: datetime) -> str:
+    """``email.utils.format_datetime(moment)``: an RFC 5322 date, such as a Date header's.
+
+    Mail stamps the same moment many times over (a Date and a Received line per
+    message, under a virtual clock that stands still): see :func:`wall_clock_text`.
+    """
+    return wall_clock_text(moment, format_datetime)
+
+
+def wall_clock_text(moment: datetime, render: Callable[[datetime], str]) -> str:
+    """``render(moment)``, kept for recent moments: formatting a date costs
+    microseconds, and the same moment is formatted again and again.
+
+    *render* must read only the wall-clock time and the UTC offset, as
+    ``format_datetime`` and ``strftime`` (without ``%Z``) do. Two aware times that
+    are equal (the same instant) with the same offset have the same wall-clock time,
+    and naive ones are equal only with the same wall-clock time, so (moment, offset)
+    is the key; except for a zone that gives no offset (compared as naive, written
+    differently) or a subclass of datetime (which may write itself differently).
+    """
+    offset = moment.utcoffset()
+    if type(moment) is not datetime or (offset is None and moment.tzinfo is not None):
+        return render(moment)
+    return _rendered(render, moment, offset)
+
+
+@lru_cache(maxsize=256)
+def _rendered(render: Callable[[datetime], str], moment: datetime, offset: timedelta | None) -> str:
+    return render(moment)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.policy
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.errors import MessageDefect
 from email.header import Header
@@ -23,7 +23,7 @@ from email.headerregistry import (
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from mailsim_runtime.mimeguard import ParseBudget, header_text, parse_message
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Attachment",
+    "HeaderFields",
     "HeaderInjectionError",
     "MailRequest",
     "MailResponse",
@@ -75,6 +76,9 @@ _PLAIN_CONTENT_HEADERS = [
     'Content-Type: text/plain; charset="us-ascii"',
     "Content-Transfer-Encoding: 7bit",
 ]
+_PLAIN_CONTENT_FIELDS = tuple(
+    (name, value) for name, _, value in (line.partition(": ") for line in _PLAIN_CONTENT_HEADERS)
+)
 _ANY_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
@@ -87,24 +91,39 @@ _SIMPLE_MESSAGE_ID = re.compile(rf"<{_ADDR_SPEC}>")
 _ADDR_SPEC_IN = re.compile(_ADDR_SPEC)
 
 
-def _decode_header(name: str, raw: str, budget: ParseBudget | None = None) -> str:
+def _decode_header(name: str, raw: str, budget: Callable[[], ParseBudget] = ParseBudget) -> str:
     """A header value as ``policy.default`` presents it, from its raw (folded) text.
 
     Plain ASCII without encoded-words in an unstructured header, or in one of the
     simple address and Message-ID forms, is only unfolded — exactly what the header
     registry would return, at a fraction of the cost. Anything else goes through
-    the registry, within the message's *budget* (see :mod:`mailsim_runtime.mimeguard`).
+    the registry, within the message's budget (see :mod:`mailsim_runtime.mimeguard`),
+    which *budget* gives: asked for only then, as most messages never need one.
     """
+    kind = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
+    plain = _kept_plain_text(kind, raw) if len(raw) <= _KEPT_VALUE else _plain_text(kind, raw)
+    return plain if plain is not None else header_text(name, raw, budget())
+
+
+def _plain_text(kind: type, raw: str) -> str | None:
+    """*raw* unfolded, when that is what a header of the registry's class *kind* gives
+    for it (see :func:`_decode_header`); None when the registry must decide."""
     if raw.isascii() and "=?" not in raw:
         unfolded = "".join(raw.splitlines())
-        kind = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
         if (
             issubclass(kind, UnstructuredHeader)
             or (issubclass(kind, AddressHeader) and _SIMPLE_MAILBOX.fullmatch(unfolded))
             or (issubclass(kind, MessageIDHeader) and _SIMPLE_MESSAGE_ID.fullmatch(unfolded))
         ):
             return unfolded
-    return header_text(name, raw, budget or ParseBudget())
+    return None
+
+
+# The same From, To and Subject values come back message after message. Keyed on the
+# header's class as the registry gives it at the time, not its name, so the answer
+# stays the registry's own; short values only.
+_KEPT_VALUE = 256
+_kept_plain_text = lru_cache(maxsize=1024)(_plain_text)
 
 
 class _PlainHeaderPolicy(email.policy.Compat32):
@@ -139,7 +158,23 @@ def addresses_in(values: Iterable[str]) -> list[str]:
     That parser recurses once per nested comment and raises RecursionError on a run
     of "(": such values give the plain addresses a pattern finds in them instead.
     """
-    values = list(values)
+    values = tuple(values)
+    if sum(map(len, values)) <= _CACHED_ADDRESSES_LENGTH:
+        return list(_cached_addresses_in(values))
+    return _addresses_in(values)
+
+
+# The same few To and From values are read again and again (the relay reads a
+# reply's recipients for its limit, then for the envelope); short ones are kept.
+_CACHED_ADDRESSES_LENGTH = 1000
+
+
+@lru_cache(maxsize=1024)
+def _cached_addresses_in(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_addresses_in(values))
+
+
+def _addresses_in(values: tuple[str, ...]) -> list[str]:
     if all(_SIMPLE_MAILBOX.fullmatch(value) for value in values):
         # "a@b" or "Plain Name <a@b>": getaddresses' answer, without its parser.
         return [value[value.find("<") + 1 : -1] if value[-1] == ">" else value for value in values]
@@ -157,7 +192,10 @@ def is_simple_mailbox(value: str) -> bool:
 
 def check_header_value(name: str, value: str) -> str:
     """Return *value* unchanged, or raise :class:`HeaderInjectionError` if it holds a line break."""
-    if not _LINE_BREAKS.isdisjoint(value):
+    # No line break is printable, and isprintable() is one C loop: most values are
+    # settled by it, the rest (a tab, say) by the set of line breaks. (str.isprintable:
+    # anything but a string is a TypeError, as the set made it before.)
+    if not str.isprintable(value) and not _LINE_BREAKS.isdisjoint(value):
         raise HeaderInjectionError(
             f"refusing header {name}: its value contains a line break ({value!r}); "
             "a value built from user data must not start a new header"
@@ -210,9 +248,35 @@ def _decoded_raw_text(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
-# A header field's first line, as the feed parser knows one: a name of printable
-# ASCII but the colon, then the colon.
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+# A header field as the feed parser knows one: a name of printable ASCII but the
+# colon, the colon, the rest of its line and any continuation lines.
+# A section splits into such fields in one way only, so the quantifiers are possessive
+# (Python 3.11): a failed match gives nothing back, and hostile input costs linear time.
+_FIELD_NAME = r"[\x21-\x39\x3b-\x7e]+"
+_FIELD = r"[\x21-\x39\x3b-\x7e]++:[^\r\n]*+(?:\r\n[ \t][^\r\n]*+)*+"
+_PLAIN_HEAD = re.compile(rf"(?:{_FIELD}\r\n)*+{_FIELD}")
+# The same, capturing the name and the value as compat32 keeps it (blanks after the
+# colon dropped, continuation lines kept with their CRLF).
+_FIELD_PARTS = re.compile(rf"({_FIELD_NAME}):[ \t]*+([^\r\n]*+(?:\r\n[ \t][^\r\n]*+)*+)")
+
+
+def _all_field_names(names: list[str]) -> bool:
+    """Whether every one of *names* is a field name (``_FIELD_NAME``: printable ASCII
+    but space and colon, at least one character). Each is a property of single
+    characters, so the names joined have it exactly when each name does; four C
+    loops over the joined names instead of a regular expression per name."""
+    joined = "".join(names)
+    return (
+        all(names)
+        and joined.isascii()
+        and joined.isprintable()
+        and " " not in joined
+        and ":" not in joined
+    )
+
+
+# A header section split into (name, raw value) pairs, in order.
+HeaderFields = tuple[tuple[str, str], ...]
 
 
 def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
@@ -221,56 +285,34 @@ def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
     or a continuation, then an empty line. None otherwise (the parser decides).
 
     Values are what :meth:`email.policy.Compat32.header_source_parse` makes of the
-    field's lines; splitting them here costs a fraction of the feed parser's time.
+    field's lines. Once the whole section is known to be such fields, one pass
+    of the regular expression engine splits it: a fraction of the feed parser's time.
     """
     end = data.find(b"\r\n\r\n")
     if end < 0:
         return None
     head = data[:end]
-    if not head.isascii() or head.count(b"\r") != head.count(b"\n"):
+    if not head.isascii():
         return None
-    lines = head.split(b"\r\n")
-    if len(lines) != head.count(b"\n") + 1:
-        return None  # a CR and an LF, but not together
-    fields: list[tuple[str, list[str]]] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            if not fields:
-                return None
-            fields[-1][1].append(line.decode("ascii"))
-            continue
-        found = _FIELD_NAME.match(line)
-        if found is None:
-            return None
-        text = line.decode("ascii")
-        colon = found.end() - 1
-        fields.append((text[:colon], [text[colon + 1 :].lstrip(" \t")]))
-    return [
-        (name, "".join(part + "\r\n" for part in parts).rstrip("\r\n")) for name, parts in fields
-    ]
+    text = head.decode("ascii")
+    if _PLAIN_HEAD.fullmatch(text) is None:
+        return None
+    # The section is a run of whole fields, each starting where the last ended, so
+    # the search finds exactly those fields, in order.
+    return _FIELD_PARTS.findall(text)
 
 
-class _RawHeaders:
-    """The header section as :func:`_plain_header_fields` read it, with the parts of
-    :class:`email.message.Message`'s interface that :class:`MailRequest` uses."""
+# A plain header section as :func:`_plain_header_fields` splits it: the fields, and
+# their names lower-cased. Two tuples of strings, which the garbage collector stops
+# tracking: a world keeps every message it delivers, and a table of lists or dicts
+# here would be walked by every full collection; and ``in``, ``index`` and ``count``
+# on a dozen names are C-level scans, quicker than building a dict to look them up.
+_PlainHead = tuple[HeaderFields, tuple[str, ...]]
 
-    __slots__ = ("_names", "_values")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self._names = [name for name, _ in fields]
-        self._values: dict[str, list[str]] = {}
-        for name, value in fields:
-            self._values.setdefault(name.lower(), []).append(value)
-
-    def get_all(self, name: str, failobj: list[str]) -> list[str]:
-        found = self._values.get(name.lower())
-        return list(found) if found else failobj
-
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self._values
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._names))
+def _plain_head(fields: Iterable[tuple[str, str]]) -> _PlainHead:
+    fields = tuple(fields)
+    return fields, tuple([name.lower() for name, _ in fields])
 
 
 class MailRequest:
@@ -283,7 +325,17 @@ class MailRequest:
     access, the whole message when a body, part or attachment is wanted.
     """
 
-    __slots__ = ("__dict__", "original", "peer", "recipient", "sender")
+    # The header section and the decoded values live in slots, not in __dict__
+    # (which only the rarer cached properties use): fewer objects per message.
+    __slots__ = (
+        "__dict__",
+        "_decoded",
+        "_head",
+        "original",
+        "peer",
+        "recipient",
+        "sender",
+    )
 
     def __init__(
         self,
@@ -296,19 +348,49 @@ class MailRequest:
         self.sender = sender
         self.recipient = recipient
         self.original = original
+        self._head: _PlainHead | Message | None = None  # read on first header access
+        # Header values as handlers see them: (lower-cased names, their values),
+        # values[i] for names[i]. Decoding through the header registry costs tens
+        # of microseconds, and handlers, the relay and the world ask for the same
+        # few again and again. Tuples rather than a dict, for the garbage collector
+        # (see _PlainHead), and a dozen names are found as quickly by a scan; one
+        # pair, replaced whole, so that a reader never sees a name without its value.
+        self._decoded: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] = ((), ())
+
+    @classmethod
+    def with_head(
+        cls,
+        peer: str | None,
+        sender: str,
+        recipient: str,
+        original: bytes,
+        head: HeaderFields,
+    ) -> MailRequest:
+        """A request for *original* whose header section is already known to split
+        into *head* — the (name, raw value) pairs :func:`_plain_header_fields` finds
+        in it — because the caller wrote those bytes itself (see
+        :meth:`MailResponse.wire_form`). Nothing is parsed again; every answer is
+        the one the bytes alone would give."""
+        request = cls(peer, sender, recipient, original)
+        request._head = _plain_head(head)
+        return request
 
     def __repr__(self) -> str:
         return (
             f"<MailRequest from={self.sender!r} to={self.recipient!r} {len(self.original)} bytes>"
         )
 
-    @cached_property
-    def _headers(self) -> Message | _RawHeaders:
+    @property
+    def _headers(self) -> _PlainHead | Message:
         """The header section, values kept raw (decoded on demand by :meth:`get_all`)."""
-        fields = _plain_header_fields(self.original)
-        if fields is not None:
-            return _RawHeaders(fields)
-        return _RAW_HEADER_PARSER.parsebytes(self.original, headersonly=True)
+        if self._head is None:
+            fields = _plain_header_fields(self.original)
+            self._head = (
+                _plain_head(fields)
+                if fields is not None
+                else _RAW_HEADER_PARSER.parsebytes(self.original, headersonly=True)
+            )
+        return self._head
 
     @cached_property
     def msg(self) -> EmailMessage:
@@ -320,6 +402,9 @@ class MailRequest:
     def _budget(self) -> ParseBudget:
         return ParseBudget()
 
+    def _parse_budget(self) -> ParseBudget:
+        return self._budget
+
     @property
     def defects(self) -> list[MessageDefect]:
         """What was wrong with the message: the parser's defects of every part, then
@@ -328,18 +413,26 @@ class MailRequest:
 
     # Header access ------------------------------------------------------------
 
-    @cached_property
-    def _decoded(self) -> dict[str, list[str]]:
-        # Decoding a header through the header registry costs tens of microseconds
-        # and handlers, the relay and the world ask for the same few again and again.
-        return {}
-
     def __getitem__(self, name: str) -> str | None:
-        values = self.get_all(name)
+        key = name.lower()
+        names, decoded = self._decoded  # a value asked for before: answered here, at once
+        values = decoded[names.index(key)] if key in names else self._decoded_values(name)
         return values[0] if values else None
 
     def __contains__(self, name: str) -> bool:
-        return name in self._headers
+        head = self._head if self._head is not None else self._headers
+        if isinstance(head, tuple):
+            return name.lower() in head[1]
+        return name in head
+
+    def _first_of(self, names: Iterable[str]) -> str | None:
+        """The first of *names* the message has a header of (None if none): ``name in
+        self`` for each, in one look at the header section."""
+        head = self._head if self._head is not None else self._headers
+        if isinstance(head, tuple):
+            keys = head[1]
+            return next((name for name in names if name.lower() in keys), None)
+        return next((name for name in names if name in head), None)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self[name]
@@ -347,18 +440,40 @@ class MailRequest:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a (possibly repeated) header, in message order."""
+        return list(self._decoded_values(name))
+
+    def _decoded_values(self, name: str) -> tuple[str, ...]:
+        """Every value of header *name*, decoded, in message order (kept once asked for).
+
+        Handlers, the relay and the world ask a dozen times per message, so this is
+        one function rather than a chain of small ones.
+        """
         key = name.lower()
-        values = self._decoded.get(key)
-        if values is None:
-            values = [
-                _decode_header(name, str(raw), self._budget)
-                for raw in self._headers.get_all(name, [])
-            ]
-            self._decoded[key] = values
+        names, decoded = self._decoded
+        if key in names:
+            return decoded[names.index(key)]
+        head = self._head if self._head is not None else self._headers
+        if not isinstance(head, tuple):
+            raws = [str(raw) for raw in head.get_all(name, [])]
+        else:
+            fields, keys = head
+            if key not in keys:
+                raws = []
+            elif keys.count(key) == 1:
+                raws = [fields[keys.index(key)][1]]
+            else:
+                raws = [value for (_, value), k in zip(fields, keys, strict=True) if k == key]
+        values = (
+            tuple([_decode_header(name, raw, self._parse_budget) for raw in raws]) if raws else ()
+        )
+        self._decoded = ((*names, key), (*decoded, values))
         return values
 
     def keys(self) -> list[str]:
-        return [str(k) for k in self._headers]
+        head = self._headers
+        if isinstance(head, tuple):
+            return [name for name, _ in head[0]]
+        return [str(k) for k in head]
 
     @property
     def message_id(self) -> str | None:
@@ -427,6 +542,7 @@ class MailResponse:
         self.html = html
         self.attachments: list[Attachment] = list(attachments)
         self._headers: list[tuple[str, str]] = []
+        self._keys: list[str] = []  # the names lower-cased, in step with _headers
         if to is not None:
             self["To"] = to if isinstance(to, str) else ", ".join(to)
         if from_ is not None:
@@ -442,31 +558,45 @@ class MailResponse:
     # Headers ------------------------------------------------------------------
 
     def __setitem__(self, name: str, value: str) -> None:
-        check_header_value(name, value)
-        del self[name]
+        if not str.isprintable(value):  # else no line break (see check_header_value)
+            check_header_value(name, value)
+        key = name.lower()
+        if key in self._keys:
+            self._remove(key)
         self._headers.append((name, value))
+        self._keys.append(key)
 
     def add_header(self, name: str, value: str) -> None:
         """Append a header, keeping any earlier one of the same name."""
         self._headers.append((name, check_header_value(name, value)))
+        self._keys.append(name.lower())
 
     def __getitem__(self, name: str) -> str | None:
         key = name.lower()
-        for field, value in self._headers:
-            if field.lower() == key:
-                return value
-        return None
+        keys = self._keys
+        return self._headers[keys.index(key)][1] if key in keys else None
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
-        self._headers = [(k, v) for k, v in self._headers if k.lower() != key]
+        if key in self._keys:
+            self._remove(key)
+
+    def _remove(self, key: str) -> None:
+        kept = [i for i, k in enumerate(self._keys) if k != key]
+        self._headers = [self._headers[i] for i in kept]
+        self._keys = [self._keys[i] for i in kept]
 
     def __contains__(self, name: str) -> bool:
-        return self[name] is not None
+        return name.lower() in self._keys
 
     def get_all(self, name: str) -> list[str]:
         key = name.lower()
-        return [v for k, v in self._headers if k.lower() == key]
+        keys = self._keys
+        if key not in keys:
+            return []
+        if keys.count(key) == 1:
+            return [self._headers[keys.index(key)][1]]
+        return [value for (_, value), k in zip(self._headers, keys, strict=True) if k == key]
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._headers)
@@ -487,8 +617,10 @@ class MailResponse:
     @property
     def recipients(self) -> list[str]:
         """Envelope recipients: every address in To, Cc and Bcc."""
-        values = self.get_all("To") + self.get_all("Cc") + self.get_all("Bcc")
-        return addresses_in(values)
+        keys = self._keys
+        if "cc" not in keys and "bcc" not in keys:  # the usual case, read at once
+            return addresses_in(self.get_all("To"))
+        return addresses_in(self.get_all("To") + self.get_all("Cc") + self.get_all("Bcc"))
 
     @property
     def sender_address(self) -> str:
@@ -534,24 +666,49 @@ class MailResponse:
 
     def as_bytes(self) -> bytes:
         """The message on the wire: CRLF line ends, long lines folded."""
-        if self._is_plain_ascii():
-            return self._plain_bytes() or self._legacy_message().as_bytes(
-                policy=_LEGACY_WIRE_POLICY
-            )
-        return self.to_message().as_bytes(policy=_WIRE_POLICY)
+        return self.wire_form()[0]
 
-    def _plain_bytes(self) -> bytes | None:
+    def wire_form(self) -> tuple[bytes, HeaderFields | None]:
+        """:meth:`as_bytes`, and the (name, raw value) pairs its header section splits
+        into when that is known without parsing it (else None): the plain ASCII
+        text messages written directly below. :meth:`MailRequest.with_head` takes both."""
+        if self._is_plain_ascii():
+            plain = self._plain_wire()
+            if plain is not None:
+                return plain
+            return self._legacy_message().as_bytes(policy=_LEGACY_WIRE_POLICY), None
+        return self.to_message().as_bytes(policy=_WIRE_POLICY), None
+
+    def _plain_wire(self) -> tuple[bytes, HeaderFields | None] | None:
         """What :meth:`_legacy_message` gives on the wire, written directly, when
-        every header line is short enough to stay unfolded (else None)."""
-        lines = [f"{name}: {value}" for name, value in self._headers if name.lower() != "bcc"]
-        if any(len(line) > _PLAIN_LINE_LIMIT for line in lines):
+        every header line is short enough to stay unfolded (else None); with the
+        fields :func:`_plain_header_fields` splits it into.
+
+        Each header is one line "Name: value" (values hold no CR or LF), so the
+        parser gives back each value less its leading blanks, provided every name
+        is a field name it knows (else the fields are left to it: None).
+        """
+        headers = (
+            [pair for pair, key in zip(self._headers, self._keys, strict=True) if key != "bcc"]
+            if "bcc" in self._keys
+            else self._headers
+        )
+        lines = [f"{name}: {value}" for name, value in headers]
+        if lines and max(map(len, lines)) > _PLAIN_LINE_LIMIT:
             return None
-        lines += _PLAIN_CONTENT_HEADERS
         body = self.body or ""
-        text = "\r\n".join(lines) + "\r\n\r\n" + _ANY_LINE_END.sub("\r\n", body)
+        # Only LF can end a line when there is no CR: one replace does the regex's work.
+        wire_body = (
+            body.replace("\n", "\r\n") if "\r" not in body else _ANY_LINE_END.sub("\r\n", body)
+        )
+        text = "\r\n".join(lines + _PLAIN_CONTENT_HEADERS) + "\r\n\r\n" + wire_body
         if not body.endswith(("\n", "\r")):
             text += "\r\n"
-        return text.encode("ascii")
+        data = text.encode("ascii")
+        if not _all_field_names([name for name, _ in headers]):
+            return data, None
+        fields = tuple([(name, value.lstrip(" \t")) for name, value in headers])
+        return data, fields + _PLAIN_CONTENT_FIELDS
 
     def _is_plain_ascii(self) -> bool:
         """A single ASCII text body and ASCII headers without encoded-words: the
@@ -559,12 +716,15 @@ class MailResponse:
         if self.html is not None or self.attachments:
             return False
         body = self.body or ""
-        if not body.isascii() or any(len(line) > _MAX_LINE for line in body.splitlines()):
+        if not body.isascii():
             return False
-        return all(
-            value.isascii() and "=?" not in value and name.lower() not in _CONTENT_HEADERS
-            for name, value in self._headers
-        )
+        if len(body) > _MAX_LINE and any(len(line) > _MAX_LINE for line in body.splitlines()):
+            return False
+        if not _CONTENT_HEADERS.isdisjoint(self._keys):
+            return False
+        # NUL between the values: no "=?" can span two of them.
+        values = "\0".join([value for _, value in self._headers])
+        return values.isascii() and "=?" not in values
 
     def _legacy_message(self) -> Message:
         message = Message(policy=_LEGACY_WIRE_POLICY)

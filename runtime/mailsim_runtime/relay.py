@@ -31,12 +31,12 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, make_msgid
+from email.utils import getaddresses, make_msgid
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, cast
 
 from mailsim_runtime.autoreply import (
     ReplyLimit,
@@ -44,15 +44,17 @@ from mailsim_runtime.autoreply import (
     reply_address,
     thread_response,
 )
-from mailsim_runtime.clock import Clock, SystemClock
+from mailsim_runtime.clock import Clock, SystemClock, format_date, wall_clock_text
 from mailsim_runtime.dsn import FailedRecipient, build_dsn
 from mailsim_runtime.mail import (
+    HeaderFields,
     MailRequest,
     MailResponse,
 )
 from mailsim_runtime.transport import Envelope, RecipientResult, Transport
 
 __all__ = [
+    "HeadTransport",
     "MemoryOutbox",
     "Outbox",
     "Outgoing",
@@ -95,10 +97,25 @@ class Outgoing:
     attempts: int = 0
     pending: tuple[str, ...] = ()
     results: dict[str, RecipientResult] = field(default_factory=dict)
+    # How *message*'s header section splits, when the relay wrote it from plain
+    # values (MailResponse.wire_form); not stored by a durable outbox.
+    head: HeaderFields | None = field(default=None, compare=False, repr=False)
 
     @property
     def done(self) -> bool:
         return not self.pending
+
+
+class HeadTransport(Transport, Protocol):
+    """A transport that can be told how a message's header section splits, so that
+    it need not split it again (the simulated world's). The relay uses
+    :meth:`deliver_with_head` when a transport has it and the message's head is known."""
+
+    def deliver_with_head(
+        self, envelope: Envelope, message: bytes, head: HeaderFields | None
+    ) -> dict[str, RecipientResult]:
+        """:meth:`Transport.deliver`, with *head* as :meth:`MailResponse.wire_form` gives it."""
+        ...
 
 
 class Outbox(Protocol):
@@ -214,25 +231,23 @@ class Relay:
         a missing Date or Message-ID is filled in. The returned item shows the
         outcome of an attempt made here.
         """
-        raw, default_sender, default_recipients = self._prepare(message)
-        envelope_sender = default_sender if sender is None else sender
-        targets = tuple(recipients) if recipients is not None else default_recipients
-        if not targets:
-            raise ValueError("the message has no recipients: give To, Cc, Bcc or recipients=")
-        item = self._queue(raw, Envelope(envelope_sender, targets))
+        raw, head, envelope = self._prepare(message, sender, recipients)
+        item = self._queue(raw, envelope, head)
         if self.attempt_at_once:
             self._attempt(item)
         return item
 
-    def _queue(self, raw: bytes, envelope: Envelope) -> Outgoing:
+    def _queue(self, raw: bytes, envelope: Envelope, head: HeaderFields | None = None) -> Outgoing:
         now = self.clock.now()
+        stamp = wall_clock_text(now, _id_stamp)
         item = Outgoing(
-            id=f"{now.strftime('%Y%m%d%H%M%S')}.{self._instance}.{next(self._serial)}",
+            id=f"{stamp}.{self._instance}.{next(self._serial)}",
             envelope=envelope,
             message=raw,
             queued_at=now,
             next_attempt=now,
             pending=envelope.recipients,
+            head=head,
         )
         self.outbox.add(item)
         if not self.attempt_at_once:
@@ -259,30 +274,40 @@ class Relay:
             return None
         if response["To"] is None:
             response["To"] = reply_address(original)
-        if not all(self.reply_limit.allow(to, self.clock.now()) for to in response.recipients):
+        recipients = response.recipients
+        if not all(self.reply_limit.allow(to, self.clock.now()) for to in recipients):
             log.warning(
                 "not replying to %s from %r: more than %d automatic replies to %s within %s",
                 original.message_id,
                 original.sender,
                 self.reply_limit.count,
-                ", ".join(response.recipients),
+                ", ".join(recipients),
                 self.reply_limit.window,
             )
             return None
         thread_response(original, response)
         response["Auto-Submitted"] = "auto-replied"
-        return self.deliver(response)
+        # Threading and marking leave To, Cc and Bcc as they were: the same envelope.
+        return self.deliver(response, recipients=recipients)
 
     def _prepare(
-        self, message: MailResponse | EmailMessage | bytes
-    ) -> tuple[bytes, str, tuple[str, ...]]:
+        self,
+        message: MailResponse | EmailMessage | bytes,
+        sender: str | None,
+        recipients: Sequence[str] | None,
+    ) -> tuple[bytes, HeaderFields | None, Envelope]:
+        """The message's bytes, its head if known (see :class:`HeadTransport`), and its
+        envelope: *sender* and *recipients*, or (when None) what its headers give."""
         if isinstance(message, MailResponse):
             # Stamped while still plain values: cheaper than on the parsed message.
             if message["Date"] is None:
-                message["Date"] = format_datetime(self.clock.now())
+                message["Date"] = format_date(self.clock.now())
             if message["Message-ID"] is None:
                 message["Message-ID"] = self.new_message_id()
-            return message.as_bytes(), message.sender_address, tuple(message.recipients)
+            raw, head = message.wire_form()
+            # The headers are read only for what the caller left out.
+            envelope_sender = message.sender_address if sender is None else sender
+            targets = tuple(message.recipients if recipients is None else recipients)
         else:
             if isinstance(message, bytes):
                 parsed = email.message_from_bytes(
@@ -291,15 +316,24 @@ class Relay:
                 assert isinstance(parsed, EmailMessage)
                 message = parsed
             built = message
-            recipients = _addresses(built, ("To", "Cc", "Bcc"))
+            # Read through the header registry, which costs: only what is not given.
+            listed = _addresses(built, ("To", "Cc", "Bcc")) if recipients is None else recipients
             del built["Bcc"]
-        senders = _addresses(built, ("From",))
-        return self._stamp(built), senders[0] if senders else "", tuple(recipients)
+            if sender is None:
+                senders = _addresses(built, ("From",))
+                sender = senders[0] if senders else ""
+            raw, head = self._stamp(built), None
+            envelope_sender = sender
+            targets = tuple(listed)
+        if not targets:
+            raise ValueError("the message has no recipients: give To, Cc, Bcc or recipients=")
+        return raw, head, Envelope(envelope_sender, targets)
 
     def _stamp(self, message: EmailMessage) -> bytes:
-        if message["Date"] is None:
-            message["Date"] = format_datetime(self.clock.now())
-        if message["Message-ID"] is None:
+        # "in", not message[...] is None: the same answer, without parsing the value.
+        if "Date" not in message:
+            message["Date"] = format_date(self.clock.now())
+        if "Message-ID" not in message:
             message["Message-ID"] = self.new_message_id()
         return message.as_bytes(policy=_WIRE)
 
@@ -345,8 +379,12 @@ class Relay:
 
     def _attempt_claimed(self, item: Outgoing) -> Outgoing | None:
         """Attempt a claimed item and record the outcome; returns a bounce it queued."""
-        envelope = replace(item.envelope, recipients=item.pending)
-        results = self.transport.deliver(envelope, item.message)
+        envelope = (
+            item.envelope
+            if item.pending == item.envelope.recipients
+            else Envelope(item.envelope.sender, item.pending)
+        )
+        results = self._send(envelope, item)
         missing = [r for r in item.pending if r not in results]
         if missing:
             raise RuntimeError(f"{self.transport!r} gave no result for {missing}")
@@ -371,6 +409,12 @@ class Relay:
             self.outbox.update(item)
             log.info("%s: will retry %s at %s", item.id, list(waiting), item.next_attempt)
         return bounce
+
+    def _send(self, envelope: Envelope, item: Outgoing) -> dict[str, RecipientResult]:
+        if item.head is not None and hasattr(self.transport, "deliver_with_head"):
+            transport = cast(HeadTransport, self.transport)
+            return transport.deliver_with_head(envelope, item.message, item.head)
+        return self.transport.deliver(envelope, item.message)
 
     def _bounce(
         self, item: Outgoing, failed: Iterable[RecipientResult], *, expired: bool
@@ -494,6 +538,11 @@ def _failure(result: RecipientResult, expired: bool) -> FailedRecipient:
     enhanced = _ENHANCED_STATUS.search(text)
     status = enhanced.group(0) if enhanced else f"{str(result.code)[0]}.0.0"
     return FailedRecipient(result.recipient, status, diagnostic, result.remote)
+
+
+def _id_stamp(moment: datetime) -> str:
+    """The date part of an outbox item's id: the wall-clock time to the second."""
+    return moment.strftime("%Y%m%d%H%M%S")
 
 
 def _addresses(message: EmailMessage, names: Sequence[str]) -> list[str]:

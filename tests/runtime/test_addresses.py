@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from mailsim_runtime.addresses import AddressRefused, canonical_address, split_address
 
@@ -69,3 +71,24 @@ def test_refusals_say_why(raw: str, reason: str) -> None:
 
 def test_split_address_ignores_at_signs_inside_quotes() -> None:
     assert split_address('"a@b"@example.org') == ('"a@b"', "example.org")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["alice@Example.ORG", "<Alice@Example.org>", '"plain"@example.org', *RELAY_PROBE_RECIPIENTS],
+)
+def test_kept_canonical_forms_are_the_ones_worked_out(path: str) -> None:
+    # canonical_address keeps its answers; a kept one must be the one worked out afresh,
+    # and a refusal must be refused again rather than remembered as an answer.
+    def fresh() -> str:
+        return canonical_address.__wrapped__(path)  # type: ignore[attr-defined, no-any-return]
+
+    try:
+        expected = fresh()
+    except AddressRefused as refused:
+        for _ in range(2):
+            with pytest.raises(AddressRefused, match=re.escape(str(refused))):
+                canonical_address(path)
+        return
+    assert canonical_address(path) == expected
+    assert canonical_address(path) == expected

@@ -1,12 +1,22 @@
 import email
 import email.policy
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
 from helpers.clock import ManualClock
-from mailsim_runtime.autoreply import ReplyLimit, auto_reply_refusal
-from mailsim_runtime.mail import MailRequest, MailResponse
+from hypothesis import given
+from hypothesis import strategies as st
+from mailsim_runtime.autoreply import ReplyLimit, _fit_for_to, auto_reply_refusal, reply_address
+from mailsim_runtime.clock import format_date
+from mailsim_runtime.mail import (
+    HeaderFields,
+    MailRequest,
+    MailResponse,
+    _plain_header_fields,
+    addresses_in,
+)
 from mailsim_runtime.relay import Relay, RetryPolicy
 from mailsim_runtime.transport import Envelope, FunctionTransport, RecipientResult
 
@@ -248,3 +258,133 @@ def test_the_reply_limit_counts_each_address_apart() -> None:
     assert limit.allow("bob@example.org", now)
     with pytest.raises(ValueError, match="count of at least 1"):
         ReplyLimit(count=0)
+
+
+# Fast paths of the relay against what they stand for ---------------------------------
+
+
+class HeadRecorder:
+    """A transport that can be told how a message's header section splits."""
+
+    def __init__(self) -> None:
+        self.plain: list[bytes] = []
+        self.with_head: list[tuple[bytes, HeaderFields | None]] = []
+
+    def deliver(self, envelope: Envelope, message: bytes) -> dict[str, RecipientResult]:
+        self.plain.append(message)
+        return {r: RecipientResult(r, 250, "2.0.0 OK") for r in envelope.recipients}
+
+    def deliver_with_head(
+        self, envelope: Envelope, message: bytes, head: HeaderFields | None
+    ) -> dict[str, RecipientResult]:
+        self.with_head.append((message, head))
+        return {r: RecipientResult(r, 250, "2.0.0 OK") for r in envelope.recipients}
+
+
+def test_a_transport_that_takes_a_head_gets_the_one_the_bytes_split_into() -> None:
+    transport = HeadRecorder()
+    relay = Relay(transport, clock=ManualClock())
+    relay.reply(incoming(), MailResponse(from_="help@example.com", subject="Re: Help", body="ok"))
+    [(message, head)] = transport.with_head
+    assert head is not None and list(head) == _plain_header_fields(message)
+    assert not transport.plain
+
+
+def test_messages_whose_head_is_not_known_go_through_plain_deliver() -> None:
+    transport = HeadRecorder()
+    relay = Relay(transport, clock=ManualClock())
+    relay.deliver(b"From: a@example.com\r\nTo: b@example.org\r\n\r\nx\r\n")
+    relay.deliver(MailResponse(to="b@example.org", from_="a@example.com", body="caf\u00e9"))
+    assert len(transport.plain) == 2 and not transport.with_head
+
+
+def test_a_head_is_only_given_to_a_transport_that_asks_for_one() -> None:
+    transport = FunctionTransport()
+    Relay(transport).deliver(MailResponse(to="b@example.org", from_="a@example.com", body="x"))
+    [sent] = transport.sent
+    assert sent.message.startswith(b"To: b@example.org\r\n")
+
+
+aware_times = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()
+) | st.builds(
+    lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.integers(-23 * 60, 23 * 60),
+)
+
+
+@given(moment=aware_times | st.datetimes())
+def test_dates_kept_per_moment_are_what_format_datetime_writes(moment: datetime) -> None:
+    assert format_date(moment) == format_datetime(moment)
+    assert format_date(moment) == format_datetime(moment)  # kept, the second time
+
+
+def test_one_instant_in_two_zones_is_written_in_each_zone() -> None:
+    # Equal datetimes (one instant), different wall-clock times: not one cache entry.
+    utc = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == paris
+    assert format_date(utc) == "Mon, 05 Jan 2026 09:00:00 +0000"
+    assert format_date(paris) == "Mon, 05 Jan 2026 10:00:00 +0100"
+    assert format_date(utc.replace(tzinfo=None)) == "Mon, 05 Jan 2026 09:00:00 -0000"
+
+
+def queued_id(moment: datetime) -> str:
+    relay = Relay(FunctionTransport(), clock=ManualClock(moment), attempt_at_once=False)
+    return relay.deliver(MailResponse(to="b@example.org", from_="a@example.com", body="x")).id
+
+
+@given(moment=aware_times)
+def test_outbox_ids_start_with_the_wall_clock_time_of_queueing(moment: datetime) -> None:
+    assert queued_id(moment).split(".")[0] == moment.strftime("%Y%m%d%H%M%S")
+
+
+def test_outbox_ids_of_one_instant_in_two_zones_differ_as_their_clocks_do() -> None:
+    utc = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert queued_id(utc).startswith("20260105090000.")
+    assert queued_id(paris).startswith("20260105100000.")
+
+
+def reply_address_as_it_was(original: MailRequest) -> str:
+    """reply_address before its shortcut for a simple mailbox: the reference."""
+    for value in (original["Reply-To"], original["From"]):
+        found = [a for a in addresses_in([value]) if "@" in a] if value else []
+        for candidate in [value, *found] if found else []:
+            if candidate is not None and _fit_for_to(candidate):
+                return candidate
+    return original.sender
+
+
+address_values = st.one_of(
+    st.none(),
+    st.sampled_from(["a@example.org", "Ann Lee <ann@example.org>", '"Lee, Ann" <ann@x.org>']),
+    st.builds(lambda n: f"{'x' * n}@example.org", st.integers(240, 260)),  # around the limit
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+)
+
+
+@given(reply_to=address_values, from_=address_values)
+def test_the_reply_address_is_the_one_worked_out_in_full(
+    reply_to: str | None, from_: str | None
+) -> None:
+    lines = [f"{name}: {value}\r\n" for name, value in (("Reply-To", reply_to), ("From", from_))]
+    raw = "".join(line for line in lines if "None" not in line) + "\r\nbody\r\n"
+    original = MailRequest("127.0.0.1", "s@example.org", "r@example.com", raw.encode())
+    assert reply_address(original) == reply_address_as_it_was(original)
+
+
+def test_an_envelope_given_is_used_and_bcc_still_leaves_the_message() -> None:
+    transport = FunctionTransport()
+    post = parse(
+        b"From: a@example.com\r\nTo: list@example.com\r\nBcc: hidden@example.org\r\n"
+        b"Date: not a date at all\r\nMessage-ID: <kept@example.com>\r\n\r\nx\r\n"
+    )
+    Relay(transport).deliver(post, sender="bounces@example.com", recipients=["m@example.org"])
+    [sent] = transport.sent
+    assert sent.envelope == Envelope("bounces@example.com", ("m@example.org",))
+    delivered = parse(sent.message)
+    assert delivered["Bcc"] is None
+    assert str(delivered["Message-ID"]) == "<kept@example.com>"
+    assert delivered.get_all("Date") is not None and len(delivered.get_all("Date")) == 1

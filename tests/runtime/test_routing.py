@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mailsim_runtime import App, current_app
+from mailsim_runtime.addresses import AddressRefused
 from mailsim_runtime.app import NoCurrentApp
 from mailsim_runtime.mail import MailRequest
 from mailsim_runtime.queue import MemoryQueue
@@ -275,3 +276,39 @@ def test_routing_regex_is_anchored_in_the_table() -> None:
     router = Router(MemoryStateStore())
     router.load(fsm)
     assert all(re.fullmatch(r"\^.*\$", r.regex.pattern) for r in router.routes)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "alice@example.org",
+        "ticket-5@help.example.com",
+        "ticket-5@HELP.example.com",
+        "ticket-@help.example.com",
+        "nobody@help.example.com",
+        "u%foreign.example@help.example.com",  # refused: never routed
+        "",
+        '"ticket-1"@help.example.com',
+    ],
+)
+def test_an_address_is_accepted_exactly_when_some_function_matches_it(address: str) -> None:
+    from sample_handlers import tickets
+
+    router = App([tickets, fsm]).router
+    try:
+        matched = bool(router.match(address))
+    except AddressRefused:
+        matched = False
+    assert router.accepts(address) is matched
+
+
+def test_conversation_locks_are_dropped_once_nobody_holds_them() -> None:
+    from sample_handlers import tickets
+
+    app = App([tickets])
+    app.settings["gate-5"] = threading.Event()
+    app.settings["gate-5"].set()
+    for sender in ("a@example.org", "b@example.org", "a@example.org"):
+        app.deliver(mail(sender, "ticket-5@help.example.com"))
+    app.deliver(mail("a@example.org", "broken@help.example.com"))
+    assert len(app.router._locks) == 0

@@ -127,6 +127,19 @@ class RemoteHost:
     def receive(self, sender: str, recipient: str, now: datetime) -> Verdict:
         """The host's answer to RCPT for *recipient* (and what happens afterwards)."""
         address = recipient.lower()
+        if self.behaviour is not Behaviour.ACCEPT:  # one look, for the many hosts that accept
+            refusal = self._refusal(sender, recipient, address, now)
+            if refusal is not None:
+                return refusal
+        accepted = self._result(recipient, 250, "2.0.0 OK")
+        return Verdict(
+            accepted,
+            bounce=self.bounces.get(address),
+            vacation=self.vacations.get(address),
+        )
+
+    def _refusal(self, sender: str, recipient: str, address: str, now: datetime) -> Verdict | None:
+        """What a host that is not simply accepting answers, or None if it accepts."""
         if self.behaviour is Behaviour.DOWN:
             return Verdict(self._result(recipient, 421, f"4.4.1 {self.mx}: connection refused"))
         if self.behaviour is Behaviour.REFUSE:
@@ -143,12 +156,7 @@ class RemoteHost:
                 return Verdict(
                     self._result(recipient, 451, "4.7.1 greylisted, please try again later")
                 )
-        accepted = self._result(recipient, 250, "2.0.0 OK")
-        return Verdict(
-            accepted,
-            bounce=self.bounces.get(address),
-            vacation=self.vacations.get(address),
-        )
+        return None
 
     def _result(self, recipient: str, code: int, text: str) -> RecipientResult:
         return RecipientResult(recipient, code, text, self.mx)

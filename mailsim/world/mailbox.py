@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Mailbox", "ReceivedMail"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: kept for the whole test (see MessageEvent)
 class ReceivedMail:
     """A message as it arrived in someone's mailbox."""
 

@@ -16,7 +16,9 @@ from mailsim_runtime.mail import MailRequest
 __all__ = ["MessageEvent", "Transcript", "TransitionEvent"]
 
 
-@dataclass(frozen=True)
+# Slots: a world keeps every event, and each __dict__ would be one more object for
+# every full garbage collection to walk.
+@dataclass(frozen=True, slots=True)
 class MessageEvent:
     """One message handed from one party to one recipient."""
 
@@ -61,7 +63,7 @@ class MessageEvent:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransitionEvent:
     """A state function ran for a conversation (stateful handlers only)."""
 

@@ -16,15 +16,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailsim_runtime.addresses import AddressRefused, canonical_address
 from mailsim_runtime.app import App
 from mailsim_runtime.autoreply import auto_reply_refusal, thread_response
+from mailsim_runtime.clock import format_date
 from mailsim_runtime.dsn import FailedRecipient, build_dsn
-from mailsim_runtime.mail import MailRequest, MailResponse
+from mailsim_runtime.mail import HeaderFields, MailRequest, MailResponse
 from mailsim_runtime.transport import Envelope, RecipientResult
 
 from mailsim.world.clock import WORLD_EPOCH, VirtualClock
@@ -33,6 +33,8 @@ from mailsim.world.mailbox import Mailbox
 from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
 
 if TYPE_CHECKING:
+    from mailsim_runtime.project import AppTemplate
+
     from mailsim.spec.relay import Probe, RelayReport
 
 __all__ = ["HandlerFailed", "MailLoop", "UnexpectedMail", "World", "WorldError"]
@@ -64,15 +66,24 @@ class _Timer:
     action: Callable[[], None] = field(compare=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Parcel:
-    """A message on its way to one recipient."""
+    """A message on its way to one recipient: its bytes and, when whoever wrote them
+    knew it, how their header section splits (see :meth:`MailResponse.wire_form`)."""
 
     sender: str
     recipient: str
     data: bytes
+    head: HeaderFields | None
     source: str
     to_app: bool
+
+    def request(self, data: bytes | None = None, head: HeaderFields | None = None) -> MailRequest:
+        """The parcel as its recipient gets it (*data* and *head*: as stamped on arrival)."""
+        data, head = (self.data, self.head) if data is None else (data, head)
+        if head is None:
+            return MailRequest(PEER, self.sender, self.recipient, data)
+        return MailRequest.with_head(PEER, self.sender, self.recipient, data, head)
 
 
 class _WorldTransport:
@@ -85,8 +96,14 @@ class _WorldTransport:
         return "<world transport>"
 
     def deliver(self, envelope: Envelope, message: bytes) -> dict[str, RecipientResult]:
+        return self.deliver_with_head(envelope, message, None)
+
+    def deliver_with_head(
+        self, envelope: Envelope, message: bytes, head: HeaderFields | None
+    ) -> dict[str, RecipientResult]:
+        """:meth:`deliver`, told how *message*'s header section splits (the relay wrote it)."""
         return {
-            recipient: self._world._hand_over(envelope.sender, recipient, message, APP)
+            recipient: self._world._hand_over(envelope.sender, recipient, message, APP, head)
             for recipient in envelope.recipients
         }
 
@@ -95,7 +112,8 @@ class World:
     """An in-memory world of mail hosts and people, hosting one application.
 
     *app* is an :class:`App`, a project folder or ``mailsim.toml`` (built with
-    in-memory stores), or None to use the ``mailsim.toml`` found from the current
+    in-memory stores), an :class:`~mailsim_runtime.project.AppTemplate` (a new app
+    copied from it), or None to use the ``mailsim.toml`` found from the current
     folder. Message-IDs, dates and the app's random confirmation secrets are
     reproducible under *seed*. In a *strict* world, mail that no assertion looked
     at is an error when the world is checked (:meth:`verify`).
@@ -103,7 +121,7 @@ class World:
 
     def __init__(
         self,
-        app: App | str | Path | None = None,
+        app: App | AppTemplate | str | Path | None = None,
         *,
         seed: int = 0,
         strict: bool = True,
@@ -138,26 +156,31 @@ class World:
 
     # Setting up ------------------------------------------------------------------
 
-    def _host_app(self, app: App | str | Path | None) -> App:
+    def _host_app(self, app: App | AppTemplate | str | Path | None) -> App:
         if not isinstance(app, App):
-            from mailsim_runtime.project import find_project, load_project
-
-            folder = find_project(app if app is not None else Path.cwd())
-            if folder is None:
-                where = app if app is not None else Path.cwd()
-                raise FileNotFoundError(f"no mailsim.toml at or above {where}")
-            app = load_project(
-                folder,
-                transport=self.transport,
-                in_memory=True,
-                clock=self.clock,
-            )
+            app = self._build_app(app)
         app.use(
             transport=self.transport, clock=self.clock, new_message_id=self._app_message_id(app)
         )
         if app.confirmations is not None and hasattr(app.confirmations, "new_secret"):
             app.confirmations.new_secret = lambda: f"{self.random.getrandbits(64):016x}"
         return app
+
+    def _build_app(self, app: AppTemplate | str | Path | None) -> App:
+        from mailsim_runtime.project import AppTemplate, find_project, load_project
+
+        if isinstance(app, AppTemplate):
+            return app.build(transport=self.transport, clock=self.clock)
+        folder = find_project(app if app is not None else Path.cwd())
+        if folder is None:
+            where = app if app is not None else Path.cwd()
+            raise FileNotFoundError(f"no mailsim.toml at or above {where}")
+        return load_project(
+            folder,
+            transport=self.transport,
+            in_memory=True,
+            clock=self.clock,
+        )
 
     def _app_message_id(self, app: App) -> Callable[[], str]:
         return lambda: self.new_message_id(app.hostname)
@@ -185,23 +208,26 @@ class World:
     def host(self, domain: str) -> RemoteHost:
         """The remote host for *domain* (created on first use), to switch its behaviour."""
         key = domain.lower()
-        if key in self.app.domains:
-            raise ValueError(f"{domain} is the application's own domain, not a remote host")
-        return self._hosts.setdefault(key, RemoteHost(key))
+        host = self._hosts.get(key)
+        if host is None:
+            if key in self.app.domains:
+                raise ValueError(f"{domain} is the application's own domain, not a remote host")
+            host = self._hosts[key] = RemoteHost(key)
+        return host
 
     # Sending ---------------------------------------------------------------------
 
     def post(self, sender: str, recipients: Iterable[str], response: MailResponse) -> str:
         """A person hands a message to the world; returns when the world is quiet."""
         if response["Date"] is None:
-            response["Date"] = format_datetime(self.clock.now())
+            response["Date"] = format_date(self.clock.now())
         if response["Message-ID"] is None:
             response["Message-ID"] = self.new_message_id(sender.rpartition("@")[2] or "localhost")
         message_id = response["Message-ID"] or ""
-        data = response.as_bytes()
+        data, head = response.wire_form()
         refused: list[tuple[str, RecipientResult]] = []
         for recipient in recipients:
-            result = self._hand_over(sender, recipient, data, sender)
+            result = self._hand_over(sender, recipient, data, sender, head)
             if not result.accepted:
                 refused.append((recipient, result))
         if refused:
@@ -238,41 +264,41 @@ class World:
             "", to, report.as_bytes(policy=email.policy.SMTP), f"MAILER-DAEMON@{domain}"
         )
 
-    def _hand_over(self, sender: str, recipient: str, data: bytes, source: str) -> RecipientResult:
+    def _hand_over(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        source: str,
+        head: HeaderFields | None = None,
+    ) -> RecipientResult:
         """SMTP's RCPT for one recipient: decide, and queue the message if accepted."""
+        parcel = _Parcel(sender, recipient, data, head, source, to_app=False)
         try:
             domain = canonical_address(recipient).rpartition("@")[2]
         except AddressRefused as refused:
-            return self._refuse(sender, recipient, data, source, 553, f"5.1.3 {refused}")
+            return self._refuse(parcel, 553, f"5.1.3 {refused}")
         if _received_count(data) >= self.received_limit:
-            return self._refuse(
-                sender, recipient, data, source, 554, "5.4.6 too many hops (mail loop?)"
-            )
+            return self._refuse(parcel, 554, "5.4.6 too many hops (mail loop?)")
         if domain in self.app.domains:
             if not self.app.accepts(recipient):
-                return self._refuse(
-                    sender, recipient, data, source, 550, "5.1.1 no route takes this address"
-                )
-            self._pending.append(_Parcel(sender, recipient, data, source, to_app=True))
+                return self._refuse(parcel, 550, "5.1.1 no route takes this address")
+            parcel.to_app = True
+            self._pending.append(parcel)
             return RecipientResult(recipient, 250, "2.0.0 OK", f"mx.{domain}")
         host = self.host(domain)
         verdict = host.receive(sender, recipient, self.clock.now())
         if not verdict.result.accepted:
             outcome = "refused" if verdict.result.permanent else "deferred"
             self._record(
-                MailRequest(PEER, sender, recipient, data),
+                parcel.request(),
                 source,
                 host.domain,
                 f"{outcome} {verdict.result.code} {verdict.result.text}",
             )
             return verdict.result
         if verdict.bounce is not None:
-            self._record(
-                MailRequest(PEER, sender, recipient, data),
-                source,
-                recipient,
-                "accepted, to be bounced",
-            )
+            self._record(parcel.request(), source, recipient, "accepted, to be bounced")
             if sender:  # never bounce a bounce
                 status, diagnostic = verdict.bounce
                 self._later(
@@ -284,7 +310,7 @@ class World:
                     )
                 )
             return verdict.result
-        self._pending.append(_Parcel(sender, recipient, data, source, to_app=False))
+        self._pending.append(parcel)
         if verdict.vacation is not None:
             self._later(
                 lambda: self._vacation(
@@ -293,13 +319,9 @@ class World:
             )
         return verdict.result
 
-    def _refuse(
-        self, sender: str, recipient: str, data: bytes, source: str, code: int, text: str
-    ) -> RecipientResult:
-        self._record(
-            MailRequest(PEER, sender, recipient, data), source, APP, f"refused {code} {text}"
-        )
-        return RecipientResult(recipient, code, text)
+    def _refuse(self, parcel: _Parcel, code: int, text: str) -> RecipientResult:
+        self._record(parcel.request(), parcel.source, APP, f"refused {code} {text}")
+        return RecipientResult(parcel.recipient, code, text)
 
     def _vacation(
         self, address: str, data: bytes, text: str, follows_rfc3834: bool, envelope_sender: str
@@ -318,9 +340,10 @@ class World:
             response["Auto-Submitted"] = "auto-replied"
         recipients = [envelope_sender] if envelope_sender else []
         if recipients:
-            response["Date"] = format_datetime(self.clock.now())
+            response["Date"] = format_date(self.clock.now())
             response["Message-ID"] = self.new_message_id(address.rpartition("@")[2])
-            self._hand_over(address, recipients[0], response.as_bytes(), address)
+            data, head = response.wire_form()
+            self._hand_over(address, recipients[0], data, address, head)
 
     def _later(self, action: Callable[[], None]) -> None:
         """Run *action* once the current message has been dealt with."""
@@ -333,16 +356,21 @@ class World:
         if self._running:  # a handler's reply: the outer loop will deliver it
             return
         self._running = True
-        delivered: Counter[tuple[str, str]] = Counter()
+        # A plain dict: a Counter costs more to make and to count in than the
+        # delivery it counts; it is made only for the report of a loop.
+        delivered: dict[tuple[str, str], int] = {}
+        count = 0  # sum(delivered.values()), kept as it grows
         try:
             while self._pending or self._due_timers():
                 while self._pending:
                     parcel = self._pending.popleft()
-                    delivered[(parcel.sender or "<>", parcel.recipient)] += 1
-                    if sum(delivered.values()) > self.loop_limit:
+                    pair = (parcel.sender or "<>", parcel.recipient)
+                    delivered[pair] = delivered.get(pair, 0) + 1
+                    count += 1
+                    if count > self.loop_limit:
                         self._pending.clear()
                         self._timers.clear()
-                        raise MailLoop(self._loop_report(delivered))
+                        raise MailLoop(self._loop_report(Counter(delivered)))
                     self._deliver(parcel)
                 for timer in self._due_timers():
                     heapq.heappop(self._timers)
@@ -356,33 +384,47 @@ class World:
         return [self._timers[0]] if self._timers and self._timers[0].due <= now else []
 
     def _deliver(self, parcel: _Parcel) -> None:
-        data = _stamp_received(parcel, self.clock.now())
-        request = MailRequest(PEER, parcel.sender, parcel.recipient, data)
+        now = self.clock.now()
+        request = _stamp_received(parcel, now)
         destination = APP if parcel.to_app else parcel.recipient
-        self._record(request, parcel.source, destination, "delivered")
+        self._record(request, parcel.source, destination, "delivered", now)
         if not parcel.to_app:
-            self.mailbox(parcel.recipient)._receive(request, self.clock.now())
+            self.mailbox(parcel.recipient)._receive(request, now)
             return
         delivery = self.app.deliver(request)
-        for call in delivery.transitions:
-            self.transcript.add(
-                TransitionEvent(
-                    self.clock.now(),
-                    call.module,
-                    call.key,
-                    call.function,
-                    call.from_state,
-                    call.to_state,
-                    request.message_id or "",
-                    repr(call.error) if call.error else "",
+        # delivery.transitions and delivery.errors, in one pass over its calls.
+        for call in delivery.calls:
+            if not call.stateless:
+                self.transcript.add(
+                    TransitionEvent(
+                        self.clock.now(),  # the handler may have moved the clock
+                        call.module,
+                        call.key,
+                        call.function,
+                        call.from_state,
+                        call.to_state,
+                        request.message_id or "",
+                        repr(call.error) if call.error else "",
+                    )
                 )
-            )
-        self._errors += [(request, error) for error in delivery.errors]
+            if call.error is not None:
+                self._errors.append((request, call.error))
 
-    def _record(self, head: MailRequest, source: str, destination: str, outcome: str) -> None:
+    def _record(
+        self,
+        head: MailRequest,
+        source: str,
+        destination: str,
+        outcome: str,
+        now: datetime | None = None,
+    ) -> None:
         self.transcript.add(
             MessageEvent.of(
-                head, time=self.clock.now(), source=source, destination=destination, outcome=outcome
+                head,
+                time=self.clock.now() if now is None else now,
+                source=source,
+                destination=destination,
+                outcome=outcome,
             )
         )
 
@@ -470,14 +512,20 @@ def _status_of(result: RecipientResult) -> str:
 
 
 def _received_count(data: bytes) -> int:
-    head = data.split(b"\r\n\r\n", 1)[0]
-    return head.count(b"\r\nReceived:") + head.startswith(b"Received:")
+    end = data.find(b"\r\n\r\n")  # the header section, counted in place (not copied)
+    end = len(data) if end < 0 else end
+    return data.count(b"\r\nReceived:", 0, end) + data.startswith(b"Received:", 0, end)
 
 
-def _stamp_received(parcel: _Parcel, now: datetime) -> bytes:
+def _stamp_received(parcel: _Parcel, now: datetime) -> MailRequest:
+    """The parcel as it arrives, a ``Received`` line on top."""
     by = "app" if parcel.to_app else parcel.recipient.rpartition("@")[2]
-    line = (
-        f"Received: from {parcel.source.rpartition('@')[2] or 'localhost'} by {by} "
-        f"(mailsim world) for <{parcel.recipient}>; {format_datetime(now)}\r\n"
+    trace = (
+        f"from {parcel.source.rpartition('@')[2] or 'localhost'} by {by} "
+        f"(mailsim world) for <{parcel.recipient}>; {format_date(now)}"
     )
-    return line.encode("ascii", "backslashreplace") + parcel.data
+    data = f"Received: {trace}\r\n".encode("ascii", "backslashreplace") + parcel.data
+    if parcel.head is None or not trace.isascii() or "\r" in trace or "\n" in trace:
+        return parcel.request(data, None)
+    # One line of ASCII, starting "from": the parser would read it back as it is.
+    return parcel.request(data, (("Received", trace), *parcel.head))

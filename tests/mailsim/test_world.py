@@ -4,7 +4,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from mailsim_runtime import App, MailResponse
+from hypothesis import given
+from hypothesis import strategies as st
+from mailsim_runtime import App, MailResponse, mail
+from mailsim_runtime.mail import MailRequest
+from mailsim_runtime.routing import Delivery
 from sample_handlers import relaying
 
 from mailsim.spec.expect import MailExpectationError
@@ -274,3 +278,90 @@ def test_open_relay_battery_finds_a_hole() -> None:
     report = World(Leaky([relaying], hostname="app.example.com")).check_open_relay()
     assert len(report.open) >= 10
     assert "OPEN RELAY" in str(report)
+
+
+def same_as_its_bytes(request: MailRequest) -> None:
+    parsed = MailRequest(request.peer, request.sender, request.recipient, request.original)
+    assert request.keys() == parsed.keys()
+    for name in {*request.keys(), "In-Reply-To", "X-Absent"}:
+        assert request.get_all(name) == parsed.get_all(name)
+        assert (name.upper() in request) == (name.upper() in parsed)
+    assert request.message_id == parsed.message_id
+    assert request.from_addresses == parsed.from_addresses
+    assert request.body() == parsed.body()
+
+
+def test_mail_the_world_hands_over_answers_as_its_bytes_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The world hands a plain message over with the header fields it wrote instead of
+    # parsing them again: the app and the people must see what the bytes say.
+    w = world()
+    seen: list[MailRequest] = []
+    deliver = w.app.deliver
+
+    def recording(message: MailRequest) -> Delivery:
+        seen.append(message)
+        return deliver(message)
+
+    splits: list[bytes] = []
+    split = mail._plain_header_fields
+
+    def counting(data: bytes) -> list[tuple[str, str]] | None:
+        splits.append(data)
+        return split(data)
+
+    w.app.deliver = recording  # type: ignore[method-assign]
+    monkeypatch.setattr(mail, "_plain_header_fields", counting)
+    alice, bob = w.mailbox("alice@example.org"), w.mailbox("bob@example.net")
+    alice.send(
+        "auto@app.example.com",
+        subject="  spaced subject ",
+        body="hi",
+        headers={"X-Tag": "\tindented", "Reply-To": "Alice Liddell <alice@example.org>"},
+    )
+    bob.send(
+        "auto@app.example.com",
+        subject="me too",
+        cc=["forward-alice-at-example.org@app.example.com"],
+    )
+    # An envelope sender that is not ASCII: the Received line is written escaped, so
+    # the world leaves that message to the parser.
+    w.post(
+        "j\u00fcrgen@ex\u00e4mple.org",
+        ["auto@app.example.com"],
+        MailResponse(
+            to="auto@app.example.com",
+            from_="j@example.org",
+            subject="from afar",
+            headers={"Message-ID": "<afar@example.org>"},
+        ),
+    )
+    received = [mail.request for box in w.mailboxes for mail in box.messages]
+    assert len(seen) == 4 and len(received) == 4
+    assert splits == [seen[3].original]
+    monkeypatch.undo()
+    for request in [*seen, *received]:
+        same_as_its_bytes(request)
+
+
+@given(
+    lines=st.lists(
+        st.sampled_from(["Received: x", "Received:y", "received: z", " Received: folded", "To: a"]),
+        max_size=6,
+    ),
+    separator=st.sampled_from(["\r\n", "\n"]),
+    body=st.sampled_from(["", "Received: in the body", "\r\nReceived: after a blank line"]),
+)
+def test_hops_are_counted_in_the_header_section_only(
+    lines: list[str], separator: str, body: str
+) -> None:
+    from mailsim.world.world import _received_count
+
+    data = (separator.join(lines) + "\r\n\r\n" + body).encode()
+    head = data.split(b"\r\n\r\n", 1)[0]  # the count as it was first written
+    assert _received_count(data) == head.count(b"\r\nReceived:") + head.startswith(b"Received:")
+    no_end = separator.join(lines).encode()
+    assert _received_count(no_end) == no_end.count(b"\r\nReceived:") + no_end.startswith(
+        b"Received:"
+    )

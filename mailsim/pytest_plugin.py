@@ -10,6 +10,9 @@ Fixtures:
     looked at fails the test when it ends.
 ``mailbox``
     ``mailbox("alice@example.org")`` — a person in that world.
+``mailsim_templates``
+    The session's :class:`~mailsim_runtime.project.AppTemplates`: a project folder's
+    app is set up once per session and each test's world gets a fresh copy of it.
 
 Option ``--mailsim-transcript`` prints every test's conversation, passing or not;
 ``--mailsim-coverage`` reports which states of the apps' handler modules the tests reached.
@@ -26,6 +29,7 @@ from typing import Any
 
 import pytest
 from mailsim_runtime.app import App
+from mailsim_runtime.project import AppTemplates
 
 from mailsim.spec.coverage import StateCoverage
 from mailsim.world import Mailbox, UnexpectedMail, World
@@ -107,9 +111,21 @@ def mailsim_app(request: pytest.FixtureRequest) -> App | Path | Callable[[], App
     return folder
 
 
+@pytest.fixture(scope="session")
+def mailsim_templates() -> Iterator[AppTemplates]:
+    """Each project's app, set up once per test session and copied for each test's world
+    (see :class:`~mailsim_runtime.project.AppTemplate`): nothing one test's world does
+    is seen by another's."""
+    templates = AppTemplates()
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
 def mail_world(
-    request: pytest.FixtureRequest, mailsim_app: App | Path | Callable[[], App]
+    request: pytest.FixtureRequest,
+    mailsim_app: App | Path | Callable[[], App],
+    mailsim_templates: AppTemplates,
 ) -> Iterator[World]:
     """A fresh simulated world hosting the application under test."""
     live = request.config.getoption("mailsim_live")
@@ -122,7 +138,7 @@ def mail_world(
         )
     options = _marker_options(request)
     app = mailsim_app if isinstance(mailsim_app, App | Path) else mailsim_app()
-    world = World(app, **options)
+    world = World(mailsim_templates.template(app) if isinstance(app, Path) else app, **options)
     request.node.stash[_WORLD_KEY] = world
     yield world
     if request.config.getoption("mailsim_coverage"):

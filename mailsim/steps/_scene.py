@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailsim_runtime.project import find_project
+from mailsim_runtime.project import AppTemplates, find_project
 
 from mailsim.live import LiveError, LiveRun, NotPossibleLive
 from mailsim.report import ScenarioRecord, StepRecord
@@ -58,6 +58,9 @@ class Session:
         self.project = project
         self.on_record = on_record
         self.records: list[ScenarioRecord] = []
+        # Each project's app is set up once per run and copied for every scenario's
+        # world: the run owns the templates, and they go with it.
+        self.templates = AppTemplates()
 
     def __repr__(self) -> str:
         return f"<Session {self.mode} {len(self.records)} scenarios>"
@@ -75,7 +78,7 @@ class Session:
                 "no application to run: no mailsim.toml at or above the feature file or the "
                 'current folder; name one with Given the application in "path/to/project"'
             )
-        return WorldDriver(project, strict=strict)
+        return WorldDriver(self.templates.template(project), strict=strict)
 
     def add(self, record: ScenarioRecord) -> None:
         self.records.append(record)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from mailsim_runtime.app import App
 from mailsim_runtime.mail import MailRequest
+from mailsim_runtime.project import AppTemplate
 from mailsim_runtime.routing import Delivery
 
 from mailsim.spec.matchers import Expected
@@ -67,11 +68,12 @@ class Driver(Protocol):
 
 
 class WorldDriver:
-    """The steps' driver over a fresh simulated world hosting *project*'s app."""
+    """The steps' driver over a fresh simulated world hosting *project*'s app (a folder,
+    or the run's template of it)."""
 
     mode = "world"
 
-    def __init__(self, project: Path, *, strict: bool = True, seed: int = 0) -> None:
+    def __init__(self, project: Path | AppTemplate, *, strict: bool = True, seed: int = 0) -> None:
         self.world = World(project, strict=strict, seed=seed)
         self._sources: dict[tuple[str, str], bytes] = {}
         # The transcript says what crossed the world but keeps no bytes; the report

@@ -25,6 +25,7 @@ from mailsim_runtime.state import MemoryStateStore, StateStore
 from mailsim_runtime.transport import FunctionTransport, Transport
 
 if TYPE_CHECKING:
+    from jinja2 import BytecodeCache
     from sqlalchemy import Connection, Engine
 
     from mailsim_runtime.view import Views
@@ -54,6 +55,8 @@ class App:
 
     Only *handlers* is required; every other part has a development default (an
     in-memory state store, a transport that only records, the system clock).
+    *compiled_templates* is a Jinja bytecode cache that apps with the same templates
+    share, so that each compiles a template only when none of them has yet.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class App:
         states: StateStore | None = None,
         transport: Transport | None = None,
         templates: str | Path | Sequence[str | Path] | None = None,
+        compiled_templates: BytecodeCache | None = None,
         router_defaults: Mapping[str, str] | None = None,
         settings: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
@@ -98,6 +102,7 @@ class App:
         self.confirmations = confirmations
         self._database = database
         self._templates = templates
+        self._compiled_templates = compiled_templates
         self._views: Views | None = None
         if handlers:
             self.router.load(*handlers)
@@ -122,6 +127,9 @@ class App:
                 else list(self._templates)
             )
             self._views = Views(folders)
+            if self._compiled_templates is not None:
+                # Set before the first template is loaded, as Jinja requires.
+                self._views.environment.bytecode_cache = self._compiled_templates
         return self._views
 
     @property

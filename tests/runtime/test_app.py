@@ -1,6 +1,10 @@
+from pathlib import Path
+
+import jinja2
 import pytest
 import sample_handlers.lamson_sample as sample
 from helpers.clock import ManualClock
+from jinja2.bccache import Bucket
 from mailsim_runtime import App, MailRequest
 from mailsim_runtime.transport import FunctionTransport
 from sample_handlers import fsm
@@ -40,3 +44,39 @@ def test_use_swaps_transport_clock_and_ids_everywhere() -> None:
     assert b"Message-ID: <fixed@example.com>" in sent.message
     assert b"Date: Mon, 23 Nov 2026 12:00:00 +0000" in sent.message
     assert app.states.records()[0].last_modified == clock.now()
+
+
+class CountingBytecodeCache(jinja2.BytecodeCache):
+    """Jinja's bytecode cache in a dict, counting what is compiled and what is reused."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+        self.compiled = 0
+        self.reused = 0
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+            self.reused += 1
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+        self.compiled += 1
+
+
+def test_apps_sharing_compiled_templates_compile_each_template_once(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("Hello {{ name }}\n")
+    cache = CountingBytecodeCache()
+    apps = [App([fsm], templates=tmp_path, compiled_templates=cache) for _ in range(3)]
+    assert [a.views.render("hello.txt", name=n) for a, n in zip(apps, "abc", strict=True)] == [
+        "Hello a\n",
+        "Hello b\n",
+        "Hello c\n",
+    ]
+    assert (cache.compiled, cache.reused) == (1, 2)
+    (tmp_path / "hello.txt").write_text("Goodbye {{ name }}\n")  # compiled again, not stale
+    assert (
+        App([fsm], templates=tmp_path, compiled_templates=cache).views.render("hello.txt", name="d")
+        == "Goodbye d\n"
+    )
+    assert cache.compiled == 2

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -112,15 +113,10 @@ class MemoryStateStore:
                     module, key, sender, state, self.clock.now()
                 )
 
-    @contextmanager
-    def transition(self, module: str, key: str, sender: str) -> Iterator[Conversation]:
+    def transition(self, module: str, key: str, sender: str) -> _MemoryTransition:
         # Serialising per conversation is the router's job (its lock table);
         # here the read and the write are each atomic under the store's guard.
-        conversation = Conversation(module, key, sender, self.get(module, key))
-        yield conversation
-        untouched = conversation.state == FIRST_STATE and (module, key) not in self._records
-        if not untouched:  # also refreshes last_modified of a conversation that stays put
-            self.set(module, key, conversation.state, sender=sender)
+        return _MemoryTransition(self, Conversation(module, key, sender, FIRST_STATE))
 
     def records(self) -> list[StateRecord]:
         with self._guard:
@@ -129,6 +125,72 @@ class MemoryStateStore:
     def clear(self) -> None:
         with self._guard:
             self._records.clear()
+
+
+class _MemoryTransition:
+    """:meth:`MemoryStateStore.transition`'s context manager: the state is read on
+    entering and committed on leaving without an exception. (A class: the router
+    makes one per delivery, and a generator-based one costs several times more.)"""
+
+    __slots__ = ("_conversation", "_store")
+
+    def __init__(self, store: MemoryStateStore, conversation: Conversation) -> None:
+        self._store = store
+        self._conversation = conversation
+
+    def __enter__(self) -> Conversation:
+        conversation = self._conversation
+        conversation.state = self._store.get(conversation.module, conversation.key)
+        return conversation
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is not None:
+            return  # the exception propagates; the stored state stays as it was
+        store, conversation = self._store, self._conversation
+        module, key, state = conversation.module, conversation.key, conversation.state
+        untouched = state == FIRST_STATE and (module, key) not in store._records
+        if not untouched:  # also refreshes last_modified of a conversation that stays put
+            store.set(module, key, state, sender=conversation.sender)
+
+
+class _Statements:
+    """The statements a :class:`SqlStateStore` runs on every message, built once for
+    its database's dialect: building one costs SQLAlchemy more than running it."""
+
+    __slots__ = ("delete", "lock", "placeholder", "read", "update")
+
+    def __init__(self, dialect: str) -> None:
+        table = db.states
+        which = (table.c.module == sa.bindparam("module_"), table.c.key == sa.bindparam("key_"))
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.placeholder = (
+            insert(table)
+            .values(
+                module=sa.bindparam("module_"),
+                key=sa.bindparam("key_"),
+                sender="",
+                state=FIRST_STATE,
+                last_modified=sa.bindparam("now"),
+            )
+            .on_conflict_do_nothing(index_elements=[table.c.module, table.c.key])
+        )
+        self.read = sa.select(table.c.state).where(*which)
+        self.lock = self.read.with_for_update()
+        self.delete = sa.delete(table).where(*which)
+        self.update = (
+            sa.update(table)
+            .where(*which)
+            .values(
+                sender=sa.bindparam("sender_"),
+                state=sa.bindparam("state_"),
+                last_modified=sa.bindparam("now"),
+            )
+        )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -189,6 +251,7 @@ class SqlStateStore:
             raise
         self._engine = engine
         self._owns_engine = owns_engine
+        self._sql = _Statements(engine.dialect.name)
         self.clock: Clock = clock or SystemClock()  # App.use swaps it
 
     @classmethod
@@ -224,7 +287,7 @@ class SqlStateStore:
     def get(self, module: str, key: str) -> str:
         with db.read_connection(self._engine) as connection:
             state: str | None = connection.execute(
-                sa.select(db.states.c.state).where(*self._identifies(module, key))
+                self._sql.read, {"module_": module, "key_": key}
             ).scalar_one_or_none()
         return FIRST_STATE if state is None else state
 
@@ -247,7 +310,7 @@ class SqlStateStore:
     def set(self, module: str, key: str, state: str, *, sender: str = "") -> None:
         with db.write_transaction(self._engine) as connection:
             if state == FIRST_STATE:
-                connection.execute(sa.delete(db.states).where(*self._identifies(module, key)))
+                connection.execute(self._sql.delete, {"module_": module, "key_": key})
                 return
             changes = {"sender": sender, "state": state, "last_modified": self._now()}
             upsert = self._insert(connection, module=module, key=key, **changes)
@@ -271,14 +334,13 @@ class SqlStateStore:
         with db.write_transaction(self._engine) as connection:
             conversation = Conversation(module, key, sender, self._hold(connection, module, key))
             yield conversation
-            where = self._identifies(module, key)
+            which = {"module_": module, "key_": key}
             if conversation.state == FIRST_STATE:
-                connection.execute(sa.delete(db.states).where(*where))
+                connection.execute(self._sql.delete, which)
             else:
                 connection.execute(
-                    sa.update(db.states)
-                    .where(*where)
-                    .values(sender=sender, state=conversation.state, last_modified=self._now())
+                    self._sql.update,
+                    {**which, "sender_": sender, "state_": conversation.state, "now": self._now()},
                 )
 
     def clear(self) -> None:
@@ -295,18 +357,11 @@ class SqlStateStore:
         unless the state moves on; a rollback takes it away). Concurrent
         inserters of the same key wait for each other on the primary key.
         """
-        placeholder = self._insert(
-            connection,
-            module=module,
-            key=key,
-            sender="",
-            state=FIRST_STATE,
-            last_modified=self._now(),
-        ).on_conflict_do_nothing(index_elements=[db.states.c.module, db.states.c.key])
-        lock = sa.select(db.states.c.state).where(*self._identifies(module, key)).with_for_update()
+        which = {"module_": module, "key_": key}
+        placeholder = {**which, "now": self._now()}
         while True:
-            connection.execute(placeholder)
-            state: str | None = connection.execute(lock).scalar_one_or_none()
+            connection.execute(self._sql.placeholder, placeholder)
+            state: str | None = connection.execute(self._sql.lock, which).scalar_one_or_none()
             if state is not None:
                 return state
             # The row existed when we inserted, but the transaction we waited on
@@ -319,10 +374,6 @@ class SqlStateStore:
         if connection.dialect.name == "postgresql":
             return postgresql.insert(db.states).values(**values)
         return sqlite.insert(db.states).values(**values)
-
-    @staticmethod
-    def _identifies(module: str, key: str) -> tuple[sa.ColumnElement[bool], ...]:
-        return (db.states.c.module == module, db.states.c.key == key)
 
     def _now(self) -> datetime:
         return _utc(self.clock.now())

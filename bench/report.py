@@ -111,8 +111,9 @@ def receive_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, st
     return lines, targets
 
 
-def cpu_section(data: dict[str, Any]) -> list[str]:
-    """Where `mailsim serve`'s CPU goes per message (bench/serve_cpu.py)."""
+def cpu_section(data: dict[str, Any], receive: dict[str, Any]) -> list[str]:
+    """Where `mailsim serve`'s CPU goes per message (bench/serve_cpu.py), against what
+    a message may cost at the receive targets on this machine's cores."""
     merged: dict[str, dict[str, float]] = {}
     for key, micros in data["per_message"].items():
         thread, _, kind = key.rpartition(" ")
@@ -139,6 +140,25 @@ def cpu_section(data: dict[str, Any]) -> list[str]:
             lines.append(f"| {name} | {row['user']:,.0f} | {row['system']:,.0f} |")
     total = sum(sum(row.values()) for row in merged.values())
     lines.append(f"| **all threads** | | **{total:,.0f}** (user + system) |")
+    receiving = sum(
+        sum(row.values()) for name, row in merged.items() if name != "delivery workers (all)"
+    )
+    cores = os.cpu_count() or 1
+    results = receive["results"]
+    rates = {
+        "2x Salmon": 2 * results["salmon"]["new"],
+        "40% of smtp-sink": 0.4 * results["smtp-sink"]["new"],
+    }
+    budgets = ", ".join(
+        f"{name} ({rate:,.0f}/s) leaves {cores * 1e6 / rate:,.0f} µs"
+        for name, rate in rates.items()
+    )
+    lines += [
+        "",
+        f"What a message may cost in all, on all {cores} cores and with nothing left for the "
+        f"load generator, at the receive targets: {budgets}. Receiving alone (event loop and "
+        f"writer, without delivering) takes {receiving:,.0f} µs here.",
+    ]
     return lines
 
 
@@ -257,7 +277,7 @@ def main() -> None:
         "",
         *receive_lines,
         "",
-        *cpu_section(load("cpu")),
+        *cpu_section(load("cpu"), load("receive")),
         "",
         *world_lines,
         "",

@@ -175,14 +175,23 @@ def test_spent_files_are_written_over_not_deleted_and_recreated(tmp_path: Path) 
 
 def test_no_more_spares_are_kept_than_asked(tmp_path: Path) -> None:
     queue = MaildirQueue(tmp_path / "q", spares=2)
-    keys = [queue.push(RAW) for _ in range(4)]
-    for key in keys:
-        assert queue.remove(key)
+    for _ in range(4):
+        queue.push(RAW)
+    while queue.pop() is not None:
+        pass
     assert len(os.listdir(queue.path / "spare")) == 2
-    assert not queue.remove(keys[0])  # gone already
     none_kept = MaildirQueue(tmp_path / "r", spares=0)
-    none_kept.remove(none_kept.push(RAW))
+    none_kept.push(RAW)
+    assert none_kept.pop() is not None
     assert os.listdir(none_kept.path / "spare") == []
+
+
+def test_a_removed_message_is_deleted_not_kept_as_a_spare(tmp_path: Path) -> None:
+    queue = MaildirQueue(tmp_path / "q")
+    key = queue.push(RAW)
+    assert queue.remove(key)
+    assert not queue.remove(key)  # gone already
+    assert os.listdir(queue.path / "spare") == [] and queue.count() == 0
 
 
 def test_claimed_messages_finished_become_spares_another_process_reuses(tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ class DatabaseSection:
     url: str = "sqlite:///run/mailsim.sqlite3"
 
 
+# How the receiver makes a message durable before its 250 (see docs/serving.md).
+Durability = Literal["fsync", "syncfs", "wal", "none"]
+
+
 @dataclass(frozen=True)
 class ReceiverSection:
     """``[receiver]``: how mail comes in."""
@@ -98,7 +102,7 @@ class ReceiverSection:
     port: int = 8823
     socket: Path | None = None  # LMTP over a UNIX socket instead of TCP
     queue: Path = Path("run/incoming")
-    durability: Literal["fsync", "syncfs", "none"] = "fsync"
+    durability: Durability = "fsync"
     workers: int = 8  # handler threads
     certificate: Path | None = None  # STARTTLS when both are given
     private_key: Path | None = None

@@ -11,7 +11,8 @@ concurrent sessions share flushes and durability does not serialise the server.
 The workers' bookkeeping (delivery journals, finished messages) is written at
 once by the workers themselves, so that a crashed process has recorded all it
 did; only its fsyncs are left to the writer (:meth:`GroupCommitWriter.flush`),
-batched the same way.
+batched the same way. With a queue that keeps a write-ahead log
+(``sync="wal"``), the writer also makes its checkpoints when they are due.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class GroupCommitWriter:
         due = 0.0
         while not stopping or deferred:
             wait = max(due - time.monotonic(), 0.0) if deferred else None
+            checkpoint = self.queue.maintain()  # a write-ahead log's, when one is due
+            if checkpoint is not None:
+                wait = checkpoint if wait is None else min(wait, checkpoint)
             batch = [] if stopping else self._take(wait)
             jobs = [job for job in batch if job is not None]
             stopping = stopping or len(jobs) < len(batch)

@@ -102,6 +102,7 @@ class Intake:
         """Finish the deliveries under way and flush (blocks: call it off the loop)."""
         self.dispatcher.stop()
         self.writer.close()
+        self.queue.close()
 
     # Connections ----------------------------------------------------------------
 

@@ -44,7 +44,6 @@ import itertools
 import logging
 import os
 import re
-import secrets
 import socket
 import threading
 import time
@@ -54,7 +53,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
+from mailsim_runtime.locks import LockedFile, held, owner_name
 from mailsim_runtime.mail import MailRequest, MailResponse
+from mailsim_runtime.wal import (
+    CHECKPOINT_EVERY,
+    LOG_SIZE,
+    SUFFIX,
+    RecordKind,
+    Unflushed,
+    WriteAheadLog,
+    current_boot_id,
+    read_log,
+    unflushed,
+)
 
 __all__ = [
     "Claim",
@@ -71,12 +82,13 @@ log = logging.getLogger("mailsim.queue")
 _SUBFOLDERS = ("tmp", "new", "cur", "oversize", "spare")
 _DELIVERED = "delivered"  # per-message journals of the recipients already delivered to
 _OWNERS = "owners"  # one locked file per live claimer
+_WAL = "wal"  # the write-ahead logs of processes storing with sync="wal"
 _CLAIMED_BY = ":"  # cur/<key>:<owner>; a key never holds one
 # An owner's name. Anything else in cur/ is not a claim: a message pop() is taking,
 # or, in a Maildir a mail client also reads, one it has read ("<key>:2,S").
 _OWNER_NAME = re.compile(r"\d+-[0-9a-f]{12}")
 
-SyncMethod = Literal["fsync", "syncfs"]
+SyncMethod = Literal["fsync", "syncfs", "wal"]
 _FSYNC_THREADS = 8  # fsyncs of one batch in flight at once
 SPARES = 256  # spent message files a queue keeps to write new messages into
 _SPARE_RESCAN = 1.0  # seconds between looks into spare/ for files other processes left
@@ -112,11 +124,13 @@ class MaildirQueue:
         max_size: int | None = None,
         sync: SyncMethod = "fsync",
         spares: int = SPARES,
+        checkpoint_every: float = CHECKPOINT_EVERY,
+        log_size: int = LOG_SIZE,
     ) -> None:
         if sync not in get_args(SyncMethod):
             raise ValueError(f"sync must be one of {get_args(SyncMethod)}, not {sync!r}")
-        if sync == "syncfs" and not syncfs_available():
-            raise ValueError("sync='syncfs' needs Linux's syncfs(2), not found in this C library")
+        if sync != "fsync" and not syncfs_available():
+            raise ValueError(f"sync={sync!r} needs Linux's syncfs(2), not found in this C library")
         self.path = Path(path)
         self.durable = durable
         self.max_size = max_size
@@ -128,6 +142,10 @@ class MaildirQueue:
         self.spares = spares
         self._spare_names: collections.deque[str] = collections.deque()
         self._spares_seen = 0.0  # when spare/ was last listed
+        self.checkpoint_every = checkpoint_every
+        self.log_size = log_size
+        self._log: WriteAheadLog | None = None  # this process's, opened when first needed
+        self._log_pid = 0
         for sub in _SUBFOLDERS:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
@@ -190,9 +208,46 @@ class MaildirQueue:
         # batch of ten files with their folder needs one, not eleven (BENCHMARKS.md).
         fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            syncfs(fd)
+            if syncfs_available():
+                syncfs(fd)
+            else:
+                os.sync()  # a queue opened elsewhere with sync="wal", recovered here
         finally:
             os.close(fd)
+
+    def log(self) -> WriteAheadLog:
+        """This process's write-ahead log, in ``wal/`` (opened when first needed)."""
+        with self._pool_lock:
+            if self._log is None or self._log_pid != os.getpid():
+                # A process started by fork() must not write into its parent's log.
+                self._log = WriteAheadLog(
+                    self.path / _WAL,
+                    syncfs,
+                    size=self.log_size,
+                    checkpoint_every=self.checkpoint_every,
+                )
+                self._log_pid = os.getpid()
+            return self._log
+
+    def maintain(self) -> float | None:
+        """Checkpoint the write-ahead log if one is due. Returns the seconds until the
+        next one is due, or None when nothing awaits one (or there is no log)."""
+        current = self._log
+        if current is None or self._log_pid != os.getpid():
+            return None
+        due = current.due_in()
+        if due == 0.0:
+            current.checkpoint()
+            return None
+        return due
+
+    def close(self) -> None:
+        """Checkpoint this process's write-ahead log and remove it, if it has one.
+        The queue stays usable: a new log is opened when next needed."""
+        with self._pool_lock:
+            current, self._log = self._log, None
+        if current is not None and self._log_pid == os.getpid():
+            current.close()
 
     def _fsync_all(self, fds: Sequence[int]) -> None:
         if self.sync == "syncfs":
@@ -213,12 +268,14 @@ class MaildirQueue:
         return self.push_many([as_queue_bytes(message, reason)])[0]
 
     def push_many(self, messages: Sequence[bytes]) -> list[str]:
-        """Store every message of *messages* with one flush of ``new/``; their keys.
+        """Store every message of *messages* with one flush; their keys.
 
         Each is written to ``tmp/`` and fsync'd before any is renamed into ``new/``,
-        so the directory is flushed once for the lot. Nothing is stored if any
-        write fails.
+        so the directory is flushed once for the lot; with ``sync="wal"`` the files
+        are not flushed at all, and the batch is appended to the write-ahead log
+        instead (:mod:`mailsim_runtime.wal`). Nothing is stored if any write fails.
         """
+        logged = self.durable and self.sync == "wal" and self.log().fits(sum(map(len, messages)))
         written: list[tuple[str, Path]] = []
         handles = []
         try:
@@ -233,7 +290,7 @@ class MaildirQueue:
                     handle.truncate()  # what is left of a spare file's last message
                 for handle in handles:
                     handle.flush()
-                if self.durable:
+                if self.durable and not logged:
                     # All written first, then fsync'd at the same time: the
                     # filesystem joins concurrent fsyncs into one journal commit,
                     # so a batch costs about one flush of the disk, not one each.
@@ -243,6 +300,11 @@ class MaildirQueue:
                     handle.close()
             for key, temporary in written:
                 os.rename(temporary, self.path / "new" / key)
+            if logged:
+                # After the renames: a checkpoint that starts later covers them.
+                self.log().store(
+                    [(key, data) for (key, _), data in zip(written, messages, strict=True)]
+                )
         except BaseException:
             for key, temporary in written:
                 with contextlib.suppress(FileNotFoundError):
@@ -250,7 +312,7 @@ class MaildirQueue:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path / "new" / key)
             raise
-        if self.durable and written:
+        if self.durable and written and not logged:
             self._fsync_dir(self.path / "new")
         return [key for key, _ in written]
 
@@ -370,6 +432,10 @@ class MaildirQueue:
         for claim in claims:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path / _DELIVERED / claim.key)
+        if self.durable and self.sync == "wal":
+            # Flushed with the next batch stored or the next checkpoint.
+            self.log().note(RecordKind.FINISHED, [(claim.key, b"") for claim in claims])
+            return []
         pending = [self.path / "cur"] if self.durable and claims else []
         if flush:
             self.flush(pending)
@@ -388,14 +454,18 @@ class MaildirQueue:
         """
         folder = self.path / _DELIVERED
         folder.mkdir(exist_ok=True)
+        entries = list(entries)
         pending: dict[Path, None] = {}
         for key, recipient in entries:
             journal = folder / key
             if not journal.exists():
                 pending[folder] = None  # a new entry in the folder
-            with open(journal, "ab") as handle:
-                handle.write(recipient.encode("utf-8", "surrogateescape") + b"\n")
+            self._append_delivered(key, [recipient])
             pending[journal] = None
+        if self.durable and self.sync == "wal":
+            notes = [(key, _journal_line(recipient)) for key, recipient in entries]
+            self.log().note(RecordKind.DELIVERED, notes)
+            return []
         paths = list(pending) if self.durable else []
         if flush:
             self.flush(paths)
@@ -404,9 +474,10 @@ class MaildirQueue:
 
     def flush(self, paths: Iterable[Path]) -> None:
         """fsync each file or folder of *paths* once (the files, then the folders);
-        gone ones are skipped. With ``sync="syncfs"``, one flush of the filesystem."""
+        gone ones are skipped. With ``sync="syncfs"`` or ``"wal"``, one flush of the
+        filesystem."""
         unique = set(paths)
-        if self.sync == "syncfs":
+        if self.sync != "fsync":
             if unique:
                 self._syncfs()
             return
@@ -424,6 +495,13 @@ class MaildirQueue:
                 for fd in fds:
                     os.close(fd)
 
+    def _append_delivered(self, key: str, recipients: Iterable[str]) -> None:
+        with open(self.path / _DELIVERED / key, "a+b") as handle:
+            lines = b"".join(_journal_line(recipient) + b"\n" for recipient in recipients)
+            if handle.tell() and (handle.seek(-1, os.SEEK_END), handle.read(1))[1] != b"\n":
+                lines = b"\n" + lines  # after a line a crash cut short: not a delivery
+            handle.write(lines)
+
     def delivered(self, key: str) -> set[str]:
         """Recipients message *key* was already delivered to (see :meth:`record_delivered`)."""
         try:
@@ -434,19 +512,26 @@ class MaildirQueue:
         lines = text.split(b"\n")[:-1]
         return {line.decode("utf-8", "surrogateescape") for line in lines if line}
 
-    def recover(self) -> int:
+    def recover(self, *, boot_id: str | None = None) -> int:
         """Put back in line every message whose claimer is gone; returns how many.
 
         A claimer is gone when its :class:`QueueOwner` lock is free: the operating
         system drops it when the process ends, even by SIGKILL. Journals of
         messages that no longer exist are removed.
+
+        First the write-ahead logs of processes that are gone are replayed: after
+        a power cut (a log written under another *boot_id* than this boot's, which
+        is the default) every message they acknowledged and did not finish is put
+        back as it was acknowledged, byte for byte, with the recipients it reached;
+        then the filesystem is flushed and the logs removed.
         """
+        self._replay_logs(current_boot_id() if boot_id is None else boot_id)
         verdicts: dict[str, bool] = {}
         recovered = 0
         for name in self.claimed():
             key, _, owner = name.partition(_CLAIMED_BY)
             if owner not in verdicts:
-                verdicts[owner] = _owner_alive(self.path / _OWNERS / owner)
+                verdicts[owner] = held(self.path / _OWNERS / owner)
             if verdicts[owner]:
                 continue
             try:
@@ -464,6 +549,73 @@ class MaildirQueue:
             if self.durable:
                 self._fsync_dir(self.path / "new")
         return recovered
+
+    def _replay_logs(self, boot_id: str) -> int:
+        """Replay the logs of processes that are gone (see :meth:`recover`); returns
+        how many messages had to be written back."""
+        folder = self.path / _WAL
+        if not folder.is_dir():
+            return 0
+        guard = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # Two processes starting together must not both put back a message
+            # that one of them has meanwhile delivered.
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            dead = [path for path in sorted(folder.glob(f"*{SUFFIX}")) if not held(path)]
+            if not dead:
+                return 0
+            logs = [read_log(path) for path in dead]
+            restored = 0
+            for boot in {contents.boot_id for contents in logs}:
+                if boot and boot == boot_id:
+                    continue  # the kernel outlived the process: its writes are all there
+                same_boot = [contents for contents in logs if contents.boot_id == boot]
+                restored += self._restore(unflushed(same_boot))
+            # Also what the dead wrote this boot and the kernel has not flushed yet.
+            self._syncfs()
+            for path in dead:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            os.fsync(guard)
+        finally:
+            os.close(guard)
+        if restored:
+            log.warning("%s: %d messages written back from write-ahead logs", self.path, restored)
+        return restored
+
+    def _restore(self, lost: Unflushed) -> int:
+        where: dict[str, Path] = {}
+        for sub in ("new", "oversize"):
+            for name in os.listdir(self.path / sub):
+                where[name] = self.path / sub / name
+        for name in os.listdir(self.path / "cur"):
+            where[name.partition(_CLAIMED_BY)[0]] = self.path / "cur" / name
+        for key in lost.finished:
+            path = where.pop(key, None)
+            if path is not None and path.parent.name != "oversize":
+                self._retire(path)  # a finish the power cut undid
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path / _DELIVERED / key)
+        restored = 0
+        for key, data in lost.stored.items():
+            path = where.setdefault(key, self.path / "new" / key)
+            try:
+                if path.read_bytes() == data:
+                    continue
+            except FileNotFoundError:
+                pass
+            temporary = self.path / "tmp" / key
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+            restored += 1
+        for key, recipients in lost.delivered.items():
+            if key not in where:
+                continue  # finished since, in a way the log did not see
+            (self.path / _DELIVERED).mkdir(exist_ok=True)
+            missing = [name for name in recipients if name not in self.delivered(key)]
+            if missing:
+                self._append_delivered(key, missing)
+        return restored
 
     def _drop_stale_journals(self) -> None:
         folder = self.path / _DELIVERED
@@ -484,6 +636,10 @@ class MaildirQueue:
         for key in self.keys():
             removed += self.remove(key)
         return removed
+
+
+def _journal_line(recipient: str) -> bytes:
+    return recipient.encode("utf-8", "surrogateescape")
 
 
 def fsync_all(fds: Sequence[int], pool: ThreadPoolExecutor | None = None) -> None:
@@ -545,21 +701,6 @@ def syncfs(fd: int) -> None:
         raise OSError(number, os.strerror(number))
 
 
-def _owner_alive(lock_file: Path) -> bool:
-    """Whether the owner holding *lock_file* still runs (its lock is held)."""
-    try:
-        fd = os.open(lock_file, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the lock taken just above, if any
-    return False
-
-
 @dataclass(frozen=True)
 class Claim:
     """A message taken out of line by :meth:`MaildirQueue.claim`."""
@@ -579,22 +720,15 @@ class QueueOwner:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.name = f"{os.getpid()}-{secrets.token_hex(6)}"
-        self._path = folder / self.name
-        self._fd: int | None = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.name = owner_name()
+        self._lock = LockedFile(folder / self.name)
 
     def __repr__(self) -> str:
         return f"<QueueOwner {self.name}>"
 
     def close(self) -> None:
         """Give up ownership (release or finish every claim first)."""
-        if self._fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
-        os.close(self._fd)
-        self._fd = None
+        self._lock.close()
 
 
 class MemoryQueue:

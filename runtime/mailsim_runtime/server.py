@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SinkSession
 
-from mailsim_runtime.config import Config, LimitsSection
+from mailsim_runtime.config import Config, Durability, LimitsSection
 from mailsim_runtime.intake import SHUTTING_DOWN, Intake, Service, peer_text, tls_context
 from mailsim_runtime.queue import MaildirQueue
 from mailsim_runtime.session import Session, SessionOptions
@@ -169,11 +169,13 @@ class Receiver(Service):
 
     Accepted messages are stored in the Maildir *queue*, on disk before the 250:
     ``durability="fsync"`` flushes each file and the folder, ``"syncfs"`` the
-    queue's whole filesystem once per batch (Linux; cheaper when many messages
-    arrive together), ``"none"`` nothing. They are delivered by *workers* threads. Run it as a
-    :class:`~mailsim_runtime.intake.Service`: ``with Receiver(...)``, ``start()``
-    and ``stop()``, or ``serve_forever()``. ``reuse_port`` lets several processes
-    listen on one port (SO_REUSEPORT).
+    queue's whole filesystem once per batch (Linux), ``"wal"`` appends each batch
+    to a write-ahead log and flushes that alone, checkpointing the files every
+    few seconds (Linux; :mod:`mailsim_runtime.wal`), ``"none"`` nothing. They are
+    delivered by *workers* threads. Run it as a
+    :class:`~mailsim_runtime.intake.Service`: ``with Receiver(...)``, ``start()`` and
+    ``stop()``, or ``serve_forever()``. ``reuse_port`` lets several processes listen
+    on one port (SO_REUSEPORT).
     """
 
     def __init__(
@@ -185,7 +187,7 @@ class Receiver(Service):
         port: int = 8823,
         socket_path: str | Path | None = None,
         queue: str | Path | MaildirQueue = Path("run/incoming"),
-        durability: Literal["fsync", "syncfs", "none"] = "fsync",
+        durability: Durability = "fsync",
         workers: int = 8,
         certificate: str | Path | None = None,
         private_key: str | Path | None = None,
@@ -206,7 +208,7 @@ class Receiver(Service):
             else MaildirQueue(
                 queue,
                 durable=durability != "none",
-                sync="syncfs" if durability == "syncfs" else "fsync",
+                sync="fsync" if durability == "none" else durability,
             )
         )
         self.limits = limits or LimitsSection()

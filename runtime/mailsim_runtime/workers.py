@@ -321,6 +321,7 @@ class QueueReceiver:
 
     def stop(self, timeout: float | None = None) -> None:
         self.dispatcher.stop(timeout)
+        self.queue.close()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the folder is empty and nothing is being delivered."""

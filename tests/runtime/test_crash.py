@@ -1,4 +1,4 @@
-"""Crash safety: `mailsim serve` with fsync durability, SIGKILLed again and again
+"""Crash safety: `mailsim serve`, durable by fsync or by write-ahead log, SIGKILLed again and again
 while clients send, loses no message it answered 250, and delivers nothing
 half-written.
 
@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from test_server_support import free_port, wait_until
 
 KILLS = 3
@@ -46,7 +47,7 @@ def RECORD(message, user):
 """
 
 
-def make_project(folder: Path, port: int) -> Path:
+def make_project(folder: Path, port: int, durability: str) -> Path:
     package = folder / "crashapp"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -59,7 +60,7 @@ def make_project(folder: Path, port: int) -> Path:
 
         [receiver]
         port = {port}
-        durability = "fsync"
+        durability = "{durability}"
         workers = {WORKERS}
 
         [settings]
@@ -109,9 +110,10 @@ class Server:
         return self.process.wait(30)
 
 
-def test_sigkill_mid_stream_loses_nothing_accepted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["fsync", "wal"])
+def test_sigkill_mid_stream_loses_nothing_accepted(tmp_path: Path, durability: str) -> None:
     port = free_port()
-    project = make_project(tmp_path / "project", port)
+    project = make_project(tmp_path / "project", port, durability)
     server = Server(project)
     accepted: set[str] = set()  # "<message id>>recipient" of each 250
     lock = threading.Lock()
@@ -174,6 +176,8 @@ def test_sigkill_mid_stream_loses_nothing_accepted(tmp_path: Path) -> None:
     assert repeats <= KILLS * WORKERS, f"{repeats} repeated deliveries"
     incoming = project / "run" / "incoming"
     assert not os.listdir(incoming / "new") and not os.listdir(incoming / "cur")
+    # The dead processes' logs were replayed at each start, the last one closed.
+    assert not list(incoming.glob("wal/*.wal"))
     print(
         f"\n{len(accepted)} copies accepted, {len(ids)} delivered, {repeats} delivered "
         f"twice, {KILLS} kills"

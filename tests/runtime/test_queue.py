@@ -11,14 +11,14 @@ from mailsim_runtime.queue import MaildirQueue, MemoryQueue
 RAW = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-@pytest.fixture(params=["maildir", "maildir-syncfs", "memory"])
+@pytest.fixture(params=["maildir", "maildir-syncfs", "maildir-wal", "memory"])
 def queue(request: pytest.FixtureRequest, tmp_path: Path) -> MaildirQueue | MemoryQueue:
     if request.param == "maildir":
         return MaildirQueue(tmp_path / "q")
-    if request.param == "maildir-syncfs":
+    if request.param.startswith("maildir-"):
         if not queue_module.syncfs_available():
             pytest.skip("syncfs(2) is not available on this system")
-        return MaildirQueue(tmp_path / "q", sync="syncfs")
+        return MaildirQueue(tmp_path / "q", sync=request.param.removeprefix("maildir-"))
     return MemoryQueue()
 
 

@@ -46,6 +46,7 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 DOMAIN = "bench.example.com"
 SESSIONS = 10
 SIZE = 2048
+DURABLE_MODES = ("fsync", "syncfs", "wal")  # [receiver] durability values measured
 START_TIMEOUT = 30.0  # seconds a server gets to listen
 RUN_TIMEOUT = 300.0  # seconds one smtp-source run may take at most
 
@@ -235,25 +236,17 @@ def main() -> None:
                 "salmon", "Salmon 3 (route + state change, backlog 100)", options.salmon, folder
             ),
             BareAiosmtpd("aiosmtpd", "bare aiosmtpd (discards)"),
-            MailsimServe("serve-none", "mailsim serve, durability none", folder, "none", 1),
-            MailsimServe("serve-fsync", "mailsim serve, durable (fsync)", folder, "fsync", 1),
-            MailsimServe("serve-syncfs", "mailsim serve, durable (syncfs)", folder, "syncfs", 1),
-            MailsimServe(
-                f"serve-none-w{w}", f"mailsim serve --workers {w}, none", folder, "none", w
-            ),
-            MailsimServe(
-                f"serve-fsync-w{w}",
-                f"mailsim serve --workers {w}, durable (fsync)",
-                folder,
-                "fsync",
-                w,
-            ),
-            MailsimServe(
-                f"serve-syncfs-w{w}",
-                f"mailsim serve --workers {w}, durable (syncfs)",
-                folder,
-                "syncfs",
-                w,
+            *(
+                MailsimServe(
+                    f"serve-{mode}{'' if processes == 1 else f'-w{processes}'}",
+                    f"mailsim serve{'' if processes == 1 else f' --workers {processes}'}, "
+                    + ("durability none" if mode == "none" else f"durable ({mode})"),
+                    folder,
+                    mode,
+                    processes,
+                )
+                for processes in (1, w)
+                for mode in ("none", *DURABLE_MODES)
             ),
         ]
         if options.only:
@@ -298,6 +291,7 @@ def main() -> None:
                     "sessions": SESSIONS,
                     "size": SIZE,
                     "workers": options.workers,
+                    "durable_modes": list(DURABLE_MODES),
                     "labels": {s.name: s.label for s in servers},
                     "results": results,
                 },

@@ -51,11 +51,9 @@ def verdict(met: bool) -> str:
     return "**met**" if met else "not met"
 
 
-SYNCS = ("fsync", "syncfs")  # the durable modes measured
-
-
 def receive_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str]]]:
     results, labels, w = data["results"], data["labels"], data["workers"]
+    modes = data["durable_modes"]
     sink, salmon = results["smtp-sink"], results["salmon"]
     lines = [
         "## 1. Receive throughput",
@@ -74,7 +72,7 @@ def receive_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, st
             f"| {label} | {figures['new']:,.0f} | {figures['reuse']:,.0f} "
             f"| {figures['new'] / salmon['new']:.2f} | {figures['new'] / sink['new']:.2f} |"
         )
-    durables = [f"serve-{sync}{suffix}" for sync in SYNCS for suffix in ("", f"-w{w}")]
+    durables = [f"serve-{sync}{suffix}" for sync in modes for suffix in ("", f"-w{w}")]
     durable = max(durables, key=lambda n: results[n]["new"])
     best = results[durable]
     lines += [
@@ -85,7 +83,7 @@ def receive_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, st
         "|---|---|---:|---:|",
     ]
     group: list[float] = []
-    for sync in SYNCS:
+    for sync in modes:
         for suffix, processes in (("", "1"), (f"-w{w}", str(w))):
             none, durable_run = results[f"serve-none{suffix}"], results[f"serve-{sync}{suffix}"]
             ratios = (durable_run["new"] / none["new"], durable_run["reuse"] / none["reuse"])

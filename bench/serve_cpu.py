@@ -10,7 +10,7 @@ writer and the delivery workers (``py-spy dump`` names them, when py-spy is
 installed). CPU time, unlike throughput, hardly moves with what else the machine is
 doing, so it shows where a message's cost is.
 
-    .venv/bin/python bench/serve_cpu.py [--durability fsync|syncfs|none] [--messages N]
+    .venv/bin/python bench/serve_cpu.py [--durability fsync|syncfs|wal|none] [--messages N]
         [--json FILE]
 """
 
@@ -76,7 +76,9 @@ def send(port: int, messages: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--durability", default="syncfs", choices=["fsync", "syncfs", "none"])
+    parser.add_argument(
+        "--durability", default="syncfs", choices=["fsync", "syncfs", "wal", "none"]
+    )
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()

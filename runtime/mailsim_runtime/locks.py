@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["LockedFile", "held", "owner_name"]
+__all__ = ["LockedFile", "held", "owner_name", "try_lock"]
 
 
 def owner_name() -> str:
@@ -49,16 +49,28 @@ class LockedFile:
         self._fd = None
 
 
-def held(path: Path) -> bool:
-    """Whether a live process holds the lock on the file at *path*."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
+def try_lock(path: Path) -> int | None:
+    """An open descriptor of the file at *path* holding its lock (closing it drops the
+    lock), or None when a live process holds the lock. FileNotFoundError if it is gone."""
+    fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def held(path: Path) -> bool:
+    """Whether a live process holds the lock on the file at *path*."""
+    try:
+        fd = try_lock(path)
+    except FileNotFoundError:
+        return False
+    if fd is None:
         return True
-    finally:
-        os.close(fd)  # closing drops the lock taken just above, if any
+    os.close(fd)
     return False

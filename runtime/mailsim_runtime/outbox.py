@@ -26,7 +26,6 @@ stuck. ``flock`` needs a local file system; do not share the folder over NFS.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailsim_runtime.locks import try_lock
 from mailsim_runtime.relay import Outgoing
 from mailsim_runtime.transport import Envelope, RecipientResult
 
@@ -215,13 +215,10 @@ class DurableOutbox:
             if item_id in self._claims:
                 return None
             try:
-                fd = os.open(message, os.O_RDONLY)
+                fd = try_lock(message)
             except FileNotFoundError:
                 return None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            if fd is None:
                 return None
             try:
                 item = self._load(item_id, self._queue)

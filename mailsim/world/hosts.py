@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 
 from mailsim_runtime.transport import RecipientResult
 
@@ -131,12 +132,10 @@ class RemoteHost:
             refusal = self._refusal(sender, recipient, address, now)
             if refusal is not None:
                 return refusal
-        accepted = self._result(recipient, 250, "2.0.0 OK")
-        return Verdict(
-            accepted,
-            bounce=self.bounces.get(address),
-            vacation=self.vacations.get(address),
-        )
+        bounce, vacation = self.bounces.get(address), self.vacations.get(address)
+        if bounce is None and vacation is None:
+            return _accepted(recipient, self.mx)
+        return Verdict(self._result(recipient, 250, "2.0.0 OK"), bounce=bounce, vacation=vacation)
 
     def _refusal(self, sender: str, recipient: str, address: str, now: datetime) -> Verdict | None:
         """What a host that is not simply accepting answers, or None if it accepts."""
@@ -160,3 +159,10 @@ class RemoteHost:
 
     def _result(self, recipient: str, code: int, text: str) -> RecipientResult:
         return RecipientResult(recipient, code, text, self.mx)
+
+
+# A plain acceptance is the same answer every time: one frozen verdict per address,
+# shared, rather than two new objects for every message.
+@lru_cache(maxsize=1024)
+def _accepted(recipient: str, mx: str) -> Verdict:
+    return Verdict(RecipientResult(recipient, 250, "2.0.0 OK", mx))

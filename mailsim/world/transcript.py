@@ -49,18 +49,30 @@ class MessageEvent:
         recipient: str | None = None,
     ) -> MessageEvent:
         """The event for *message* handed from *source* to *destination*."""
-        return cls(
-            time=time,
-            sender=message.sender,
-            recipient=message.recipient if recipient is None else recipient,
-            from_header=message["From"] or "",
-            subject=message["Subject"] or "",
-            message_id=message.message_id or "",
-            in_reply_to=message["In-Reply-To"] or "",
-            source=source,
-            destination=destination,
-            outcome=outcome,
-        )
+        return cls(*_message_fields(message, time, source, destination, outcome, recipient))
+
+
+def _message_fields(
+    message: MailRequest,
+    time: datetime,
+    source: str,
+    destination: str,
+    outcome: str,
+    recipient: str | None = None,
+) -> _MessageRecord:
+    """The fields of :meth:`MessageEvent.of`'s event, in order."""
+    return (
+        time,
+        message.sender,
+        message.recipient if recipient is None else recipient,
+        message["From"] or "",
+        message["Subject"] or "",
+        message["Message-ID"] or "",
+        message["In-Reply-To"] or "",
+        source,
+        destination,
+        outcome,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,20 @@ class TransitionEvent:
 
 Event = MessageEvent | TransitionEvent
 
+# An event as a transcript may keep it until its events are read: the tuple of its
+# fields, in order (see Transcript.record_message).
+_MessageRecord = tuple[datetime, str, str, str, str, str, str, str, str, str]
+_TransitionRecord = tuple[datetime, str, str, str, str, str, str, str]
+_MESSAGE_FIELDS = len(MessageEvent.__slots__)
+
+
+def _event(item: Event | _MessageRecord | _TransitionRecord) -> Event:
+    if isinstance(item, tuple):
+        if len(item) == _MESSAGE_FIELDS:
+            return MessageEvent(*item)
+        return TransitionEvent(*item)  # the length tells
+    return item
+
 
 def _participant(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name) or "nobody"
@@ -94,16 +120,70 @@ class Transcript:
 
     def __init__(self, start: datetime) -> None:
         self.start = start
-        self.events: list[Event] = []
+        # The events, some perhaps still as the tuples of their fields (see
+        # record_message) until the events are first read.
+        self._events: list[Event | _MessageRecord | _TransitionRecord] = []
+        self._records = 0  # how many of _events are such tuples
+        self._shared = False  # the list has been handed out: from now on, events only
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event, in order: the same list every time, kept up to date."""
+        if self._records:
+            self._events = [_event(item) for item in self._events]
+            self._records = 0
+        self._shared = True
+        return self._events  # type: ignore[return-value]  # (no tuple is left in it)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._events)
 
     def add(self, event: Event) -> None:
-        self.events.append(event)
+        self._events.append(event)
+
+    # A world records one or two events for every message it delivers, and keeps
+    # them all: as events (each an object every full garbage collection walks), a
+    # long run spends a tenth of its time collecting. Recorded below, an event waits
+    # as the tuple of its fields, strings and a time, which the collector stops
+    # tracking, and is made when the events are read: the same event, made later.
+
+    def record_message(
+        self,
+        message: MailRequest,
+        *,
+        time: datetime,
+        source: str,
+        destination: str,
+        outcome: str,
+        recipient: str | None = None,
+    ) -> None:
+        """``add(MessageEvent.of(message, ...))``, kept compact until read."""
+        fields = _message_fields(message, time, source, destination, outcome, recipient)
+        self._keep(fields)
+
+    def record_transition(
+        self,
+        time: datetime,
+        module: str,
+        key: str,
+        function: str,
+        from_state: str,
+        to_state: str,
+        message_id: str,
+        error: str = "",
+    ) -> None:
+        """``add(TransitionEvent(...))``, kept compact until read."""
+        self._keep((time, module, key, function, from_state, to_state, message_id, error))
+
+    def _keep(self, record: _MessageRecord | _TransitionRecord) -> None:
+        if self._shared:  # whoever holds the list sees events in it, never tuples
+            self._events.append(_event(record))
+        else:
+            self._events.append(record)
+            self._records += 1
 
     @property
     def messages(self) -> list[MessageEvent]:

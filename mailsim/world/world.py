@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +29,9 @@ from mailsim_runtime.mail import HeaderFields, MailRequest, MailResponse
 from mailsim_runtime.transport import Envelope, RecipientResult
 
 from mailsim.world.clock import WORLD_EPOCH, VirtualClock
-from mailsim.world.hosts import RemoteHost
+from mailsim.world.hosts import RemoteHost, Verdict
 from mailsim.world.mailbox import Mailbox
-from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
+from mailsim.world.transcript import Transcript
 
 if TYPE_CHECKING:
     from mailsim_runtime.project import AppTemplate
@@ -102,10 +103,14 @@ class _WorldTransport:
         self, envelope: Envelope, message: bytes, head: HeaderFields | None
     ) -> dict[str, RecipientResult]:
         """:meth:`deliver`, told how *message*'s header section splits (the relay wrote it)."""
-        return {
-            recipient: self._world._hand_over(envelope.sender, recipient, message, APP, head)
-            for recipient in envelope.recipients
-        }
+        # A loop, not a comprehension: one would make cells of the four variables
+        # it reads, on every call (Python < 3.12).
+        results: dict[str, RecipientResult] = {}
+        for recipient in envelope.recipients:
+            results[recipient] = self._world._hand_over(
+                envelope.sender, recipient, message, APP, head
+            )
+        return results
 
 
 class World:
@@ -285,7 +290,7 @@ class World:
                 return self._refuse(parcel, 550, "5.1.1 no route takes this address")
             parcel.to_app = True
             self._pending.append(parcel)
-            return RecipientResult(recipient, 250, "2.0.0 OK", f"mx.{domain}")
+            return _accepted(recipient, domain)
         host = self.host(domain)
         verdict = host.receive(sender, recipient, self.clock.now())
         if not verdict.result.accepted:
@@ -300,24 +305,37 @@ class World:
         if verdict.bounce is not None:
             self._record(parcel.request(), source, recipient, "accepted, to be bounced")
             if sender:  # never bounce a bounce
-                status, diagnostic = verdict.bounce
-                self._later(
-                    lambda: self._send_dsn(
-                        host.mx,
-                        sender,
-                        data,
-                        [FailedRecipient(recipient, status, diagnostic, host.mx)],
-                    )
-                )
+                self._bounce_later(host, sender, recipient, data, verdict.bounce)
             return verdict.result
         self._pending.append(parcel)
         if verdict.vacation is not None:
-            self._later(
-                lambda: self._vacation(
-                    recipient, data, verdict.vacation or "", host.vacation_follows_rfc3834, sender
-                )
-            )
+            self._vacation_later(host, verdict, recipient, data, sender)
         return verdict.result
+
+    # The two below make the closures _hand_over needs in its rare cases: a closure in
+    # _hand_over itself would make a cell of each variable it reads on every call.
+
+    def _bounce_later(
+        self, host: RemoteHost, sender: str, recipient: str, data: bytes, bounce: tuple[str, str]
+    ) -> None:
+        status, diagnostic = bounce
+        self._later(
+            lambda: self._send_dsn(
+                host.mx,
+                sender,
+                data,
+                [FailedRecipient(recipient, status, diagnostic, host.mx)],
+            )
+        )
+
+    def _vacation_later(
+        self, host: RemoteHost, verdict: Verdict, recipient: str, data: bytes, sender: str
+    ) -> None:
+        self._later(
+            lambda: self._vacation(
+                recipient, data, verdict.vacation or "", host.vacation_follows_rfc3834, sender
+            )
+        )
 
     def _refuse(self, parcel: _Parcel, code: int, text: str) -> RecipientResult:
         self._record(parcel.request(), parcel.source, APP, f"refused {code} {text}")
@@ -380,8 +398,9 @@ class World:
         self._raise_handler_errors()
 
     def _due_timers(self) -> list[_Timer]:
-        now = self.clock.now()
-        return [self._timers[0]] if self._timers and self._timers[0].due <= now else []
+        if not self._timers:  # the usual case, settled before asking the clock
+            return []
+        return [self._timers[0]] if self._timers[0].due <= self.clock.now() else []
 
     def _deliver(self, parcel: _Parcel) -> None:
         now = self.clock.now()
@@ -389,23 +408,22 @@ class World:
         destination = APP if parcel.to_app else parcel.recipient
         self._record(request, parcel.source, destination, "delivered", now)
         if not parcel.to_app:
-            self.mailbox(parcel.recipient)._receive(request, now)
+            box = self._mailboxes.get(parcel.recipient.lower())  # self.mailbox(), sooner
+            (box if box is not None else self.mailbox(parcel.recipient))._receive(request, now)
             return
         delivery = self.app.deliver(request)
         # delivery.transitions and delivery.errors, in one pass over its calls.
         for call in delivery.calls:
             if not call.stateless:
-                self.transcript.add(
-                    TransitionEvent(
-                        self.clock.now(),  # the handler may have moved the clock
-                        call.module,
-                        call.key,
-                        call.function,
-                        call.from_state,
-                        call.to_state,
-                        request.message_id or "",
-                        repr(call.error) if call.error else "",
-                    )
+                self.transcript.record_transition(
+                    self.clock.now(),  # the handler may have moved the clock
+                    call.module,
+                    call.key,
+                    call.function,
+                    call.from_state,
+                    call.to_state,
+                    request.message_id or "",
+                    repr(call.error) if call.error else "",
                 )
             if call.error is not None:
                 self._errors.append((request, call.error))
@@ -418,14 +436,12 @@ class World:
         outcome: str,
         now: datetime | None = None,
     ) -> None:
-        self.transcript.add(
-            MessageEvent.of(
-                head,
-                time=self.clock.now() if now is None else now,
-                source=source,
-                destination=destination,
-                outcome=outcome,
-            )
+        self.transcript.record_message(
+            head,
+            time=self.clock.now() if now is None else now,
+            source=source,
+            destination=destination,
+            outcome=outcome,
         )
 
     def _next_event(self) -> datetime | None:
@@ -501,6 +517,13 @@ class World:
                 + "\n  ".join(left)
                 + f"\n\nTranscript:\n{self.transcript.log()}"
             )
+
+
+# The app's acceptance of a recipient is the same answer every time: one frozen
+# result per address, shared, instead of a new one per message.
+@lru_cache(maxsize=1024)
+def _accepted(recipient: str, domain: str) -> RecipientResult:
+    return RecipientResult(recipient, 250, "2.0.0 OK", f"mx.{domain}")
 
 
 def _status_of(result: RecipientResult) -> str:

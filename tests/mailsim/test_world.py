@@ -365,3 +365,117 @@ def test_hops_are_counted_in_the_header_section_only(
     assert _received_count(no_end) == no_end.count(b"\r\nReceived:") + no_end.startswith(
         b"Received:"
     )
+
+
+def test_shared_acceptances_are_what_new_ones_would_be() -> None:
+    from datetime import UTC, datetime
+
+    from mailsim_runtime.transport import RecipientResult
+
+    from mailsim.world.hosts import RemoteHost, Verdict
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    host = RemoteHost("example.net")
+    accepted = RecipientResult("Bob@example.net", 250, "2.0.0 OK", "mx.example.net")
+    assert host.receive("a@example.org", "Bob@example.net", now) == Verdict(accepted)
+    host.vacation("bob@example.net", "away")
+    assert host.receive("a@example.org", "Bob@example.net", now) == Verdict(
+        accepted, vacation="away"
+    )
+    host.bounce("bob@example.net")
+    assert host.receive("a@example.org", "Bob@example.net", now) == Verdict(
+        accepted, bounce=("5.1.1", "550 5.1.1 <bob@example.net>: user unknown"), vacation="away"
+    )
+    other = RemoteHost("example.com")
+    assert other.receive("a@example.org", "Bob@example.com", now) == Verdict(
+        RecipientResult("Bob@example.com", 250, "2.0.0 OK", "mx.example.com")
+    )
+    w = world()
+    for recipient in ("auto@app.example.com", "auto@APP.Example.com"):
+        result = w._hand_over("a@example.org", recipient, b"To: x\r\n\r\nx\r\n", "a@example.org")
+        assert result == RecipientResult(recipient, 250, "2.0.0 OK", "mx.app.example.com")
+
+
+# Events a transcript keeps as tuples until read, against events made at once --------
+
+transcript_steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("message"),
+            st.sampled_from(["a@example.org", "", "b@example.net"]),
+            st.sampled_from(["Subject: hi\r\n", "From: x@example.org\r\nIn-Reply-To: <1@x>\r\n"]),
+            st.sampled_from(["delivered", "refused 550 5.1.1 no"]),
+            st.sampled_from([None, "other@example.org"]),
+        ),
+        st.tuples(st.just("transition"), st.sampled_from(["START", "ECHOED"]), st.text(max_size=3)),
+        st.tuples(st.just("add")),
+        st.tuples(st.just("read")),
+    ),
+    max_size=12,
+)
+
+
+@given(steps=transcript_steps, minutes=st.integers(0, 90))
+def test_events_kept_compact_are_the_events_made_at_once(
+    steps: list[tuple[object, ...]], minutes: int
+) -> None:
+    import gc
+    from datetime import UTC, datetime
+
+    from mailsim.world.transcript import MessageEvent, Transcript, TransitionEvent
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    compact, eager = Transcript(start), Transcript(start)
+    held: list[object] | None = None
+    for number, step in enumerate(steps):
+        time = start + timedelta(minutes=minutes * number)
+        if step[0] == "message":
+            _, envelope_sender, head, outcome, recipient = step
+            message = MailRequest(
+                "p", str(envelope_sender), "r@example.com", f"{head}\r\nx".encode()
+            )
+            compact.record_message(
+                message,
+                time=time,
+                source="s",
+                destination="d",
+                outcome=str(outcome),
+                recipient=None if recipient is None else str(recipient),
+            )
+            eager.add(  # the event as MessageEvent.of made it, field by field
+                MessageEvent(
+                    time,
+                    message.sender,
+                    message.recipient if recipient is None else str(recipient),
+                    message["From"] or "",
+                    message["Subject"] or "",
+                    message.message_id or "",
+                    message["In-Reply-To"] or "",
+                    "s",
+                    "d",
+                    str(outcome),
+                )
+            )
+        elif step[0] == "transition":
+            _, state, error = step
+            fields = (time, "mod", "key", "START", "START", str(state), "<1@x>", str(error))
+            compact.record_transition(*fields)
+            eager.add(TransitionEvent(*fields))
+        elif step[0] == "add":
+            event = TransitionEvent(time, "m", "k", "F", "A", "B", "<2@x>")
+            compact.add(event)
+            eager.add(event)
+        else:
+            held = compact.events  # type: ignore[assignment]
+        if held is not None:  # a list handed out is kept up to date, with events only
+            assert held == eager.events
+            assert held is compact.events
+        assert len(compact) == len(eager)
+    if held is None and steps:  # nothing read yet: no event is an object to collect
+        gc.collect()
+        assert not any(gc.is_tracked(item) for item in compact._events if isinstance(item, tuple))
+    assert compact.events == eager.events
+    assert all(isinstance(event, MessageEvent | TransitionEvent) for event in compact)
+    assert (compact.messages, compact.transitions) == (eager.messages, eager.transitions)
+    assert (compact.log(), compact.mermaid()) == (eager.log(), eager.mermaid())
+    assert compact.states_visited() == eager.states_visited()

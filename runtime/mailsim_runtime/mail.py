@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.policy
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.errors import MessageDefect
 from email.header import Header
@@ -18,6 +18,7 @@ from email.headerregistry import (
     AddressHeader,
     HeaderRegistry,
     MessageIDHeader,
+    UniqueUnstructuredHeader,
     UnstructuredHeader,
 )
 from email.message import EmailMessage, Message
@@ -100,7 +101,17 @@ def _decode_header(name: str, raw: str, budget: Callable[[], ParseBudget] = Pars
     the registry, within the message's budget (see :mod:`mailsim_runtime.mimeguard`),
     which *budget* gives: asked for only then, as most messages never need one.
     """
-    kind = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
+    kind: type = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
+    if (kind in _UNSTRUCTURED_KINDS or kind is MessageIDHeader) and (
+        raw.isprintable()
+        and raw.isascii()
+        and "=?" not in raw
+        and (kind is not MessageIDHeader or _SIMPLE_MESSAGE_ID.fullmatch(raw))
+    ):
+        # What _plain_text answers in the commonest cases, without keeping the value:
+        # many are new with each message (Message-ID, In-Reply-To, References), and
+        # hashing and keeping them costs more than these C loops.
+        return raw
     plain = _kept_plain_text(kind, raw) if len(raw) <= _KEPT_VALUE else _plain_text(kind, raw)
     return plain if plain is not None else header_text(name, raw, budget())
 
@@ -109,7 +120,9 @@ def _plain_text(kind: type, raw: str) -> str | None:
     """*raw* unfolded, when that is what a header of the registry's class *kind* gives
     for it (see :func:`_decode_header`); None when the registry must decide."""
     if raw.isascii() and "=?" not in raw:
-        unfolded = "".join(raw.splitlines())
+        # Unfolded as the registry unfolds: every CR and LF dropped, and nothing else
+        # (a form feed stays). A printable value has neither.
+        unfolded = raw if raw.isprintable() else raw.replace("\r", "").replace("\n", "")
         if (
             issubclass(kind, UnstructuredHeader)
             or (issubclass(kind, AddressHeader) and _SIMPLE_MAILBOX.fullmatch(unfolded))
@@ -118,6 +131,10 @@ def _plain_text(kind: type, raw: str) -> str | None:
             return unfolded
     return None
 
+
+# The registry's unstructured header classes, by identity: for these, _plain_text's
+# answer is the value itself whenever it is printable ASCII without encoded-words.
+_UNSTRUCTURED_KINDS = frozenset({UnstructuredHeader, UniqueUnstructuredHeader})
 
 # The same From, To and Subject values come back message after message. Keyed on the
 # header's class as the registry gives it at the time, not its name, so the answer
@@ -312,7 +329,14 @@ _PlainHead = tuple[HeaderFields, tuple[str, ...]]
 
 def _plain_head(fields: Iterable[tuple[str, str]]) -> _PlainHead:
     fields = tuple(fields)
-    return fields, tuple([name.lower() for name, _ in fields])
+    return fields, _lowered(tuple([name for name, _ in fields]))
+
+
+# Message after message has the same header names in the same order (those of the
+# same program writing it): lower-cased once for each such list.
+@lru_cache(maxsize=256)
+def _lowered(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple([name.lower() for name in names])
 
 
 class MailRequest:
@@ -349,13 +373,14 @@ class MailRequest:
         self.recipient = recipient
         self.original = original
         self._head: _PlainHead | Message | None = None  # read on first header access
-        # Header values as handlers see them: (lower-cased names, their values),
-        # values[i] for names[i]. Decoding through the header registry costs tens
-        # of microseconds, and handlers, the relay and the world ask for the same
-        # few again and again. Tuples rather than a dict, for the garbage collector
-        # (see _PlainHead), and a dozen names are found as quickly by a scan; one
-        # pair, replaced whole, so that a reader never sees a name without its value.
-        self._decoded: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] = ((), ())
+        # Header values as handlers see them, by lower-cased name: the one value of a
+        # header that appears once (most do), else a tuple of them (empty when it is
+        # absent). Decoding through the header registry costs tens of microseconds,
+        # and handlers, the relay and the world ask for the same few again and
+        # again. Strings and the empty tuple are objects the garbage collector does
+        # not track, so neither is this dict while it holds only those: it adds
+        # nothing for a collection to walk for each message a world keeps.
+        self._decoded: dict[str, str | tuple[str, ...]] = {}
 
     @classmethod
     def with_head(
@@ -415,9 +440,12 @@ class MailRequest:
 
     def __getitem__(self, name: str) -> str | None:
         key = name.lower()
-        names, decoded = self._decoded  # a value asked for before: answered here, at once
-        values = decoded[names.index(key)] if key in names else self._decoded_values(name)
-        return values[0] if values else None
+        found = self._decoded.get(key)  # a value asked for before: answered here, at once
+        if found is None:
+            found = self._decode(name, key)
+        if isinstance(found, str):
+            return found
+        return found[0] if found else None
 
     def __contains__(self, name: str) -> bool:
         head = self._head if self._head is not None else self._headers
@@ -429,10 +457,27 @@ class MailRequest:
         """The first of *names* the message has a header of (None if none): ``name in
         self`` for each, in one look at the header section."""
         head = self._head if self._head is not None else self._headers
+        # Loops: a generator would make cells of head and keys on every call.
         if isinstance(head, tuple):
             keys = head[1]
-            return next((name for name in names if name.lower() in keys), None)
-        return next((name for name in names if name in head), None)
+            for name in names:
+                if name.lower() in keys:
+                    return name
+            return None
+        for name in names:
+            if name in head:
+                return name
+        return None
+
+    def _has_any(self, keys: frozenset[str]) -> bool:
+        """Whether the message has a header of any of the lower-cased names *keys*:
+        ``any(name in self for name in keys)``, in one look at the header section."""
+        head = self._head if self._head is not None else self._headers
+        if isinstance(head, tuple):
+            return not keys.isdisjoint(head[1])
+        # (compat32 finds a name in any case; a generator here would make a cell of
+        # head on every call, Python < 3.12.)
+        return not keys.isdisjoint(map(str.lower, head.keys()))
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self[name]
@@ -440,34 +485,41 @@ class MailRequest:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a (possibly repeated) header, in message order."""
-        return list(self._decoded_values(name))
+        key = name.lower()
+        found = self._decoded.get(key)
+        if found is None:
+            found = self._decode(name, key)
+        return [found] if isinstance(found, str) else list(found)
 
-    def _decoded_values(self, name: str) -> tuple[str, ...]:
-        """Every value of header *name*, decoded, in message order (kept once asked for).
+    def _decode(self, name: str, key: str) -> str | tuple[str, ...]:
+        """Every value of header *name* (lower-cased: *key*), decoded, in message
+        order, and kept (see ``_decoded``): the one value of a header that appears
+        once, else a tuple of them.
 
         Handlers, the relay and the world ask a dozen times per message, so this is
         one function rather than a chain of small ones.
         """
-        key = name.lower()
-        names, decoded = self._decoded
-        if key in names:
-            return decoded[names.index(key)]
         head = self._head if self._head is not None else self._headers
-        if not isinstance(head, tuple):
-            raws = [str(raw) for raw in head.get_all(name, [])]
-        else:
+        found: str | tuple[str, ...]
+        if isinstance(head, tuple):
             fields, keys = head
-            if key not in keys:
-                raws = []
-            elif keys.count(key) == 1:
-                raws = [fields[keys.index(key)][1]]
+            count = keys.count(key)  # one scan settles the usual cases: none, or one
+            if not count:
+                found = ()
+            elif count == 1:
+                found = _decode_header(name, fields[keys.index(key)][1], self._parse_budget)
             else:
-                raws = [value for (_, value), k in zip(fields, keys, strict=True) if k == key]
-        values = (
-            tuple([_decode_header(name, raw, self._parse_budget) for raw in raws]) if raws else ()
-        )
-        self._decoded = ((*names, key), (*decoded, values))
-        return values
+                found = tuple(self._decode_all(name, _values_of(fields, keys, key)))
+        else:
+            values = self._decode_all(name, [str(raw) for raw in head.get_all(name, [])])
+            found = values[0] if len(values) == 1 else tuple(values)
+        self._decoded[key] = found
+        return found
+
+    def _decode_all(self, name: str, raws: list[str]) -> list[str]:
+        # Apart from _decode: a comprehension there that read its arguments would
+        # make a cell of each on every call (Python < 3.12), for the rare repeated header.
+        return [_decode_header(name, raw, self._parse_budget) for raw in raws]
 
     def keys(self) -> list[str]:
         head = self._headers
@@ -596,7 +648,7 @@ class MailResponse:
             return []
         if keys.count(key) == 1:
             return [self._headers[keys.index(key)][1]]
-        return [value for (_, value), k in zip(self._headers, keys, strict=True) if k == key]
+        return _values_of(self._headers, keys, key)
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._headers)
@@ -735,6 +787,14 @@ class MailResponse:
         body = self.body or ""
         message.set_payload(body if body.endswith("\n") else body + "\n", "us-ascii")
         return message
+
+
+def _values_of(headers: Sequence[tuple[str, str]], keys: Sequence[str], key: str) -> list[str]:
+    """The values of the *headers* whose lower-cased name (in *keys*) is *key*.
+    (Apart from the callers, MailRequest._decode and MailResponse.get_all: a
+    comprehension there that read *key* would make a cell of it on every call,
+    Python < 3.12.)"""
+    return [value for (_, value), k in zip(headers, keys, strict=True) if k == key]
 
 
 def format_address(display_name: str, address: str) -> str:

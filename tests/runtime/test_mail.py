@@ -610,3 +610,97 @@ def test_kept_header_values_follow_the_registry_when_it_changes(
     expected = str(GUARDED.header_factory("X-Changing", value))
     assert expected != value
     assert _decode_header("X-Changing", value) == expected  # not the answer kept before
+
+
+# Header answers kept per request, against decoding the parsed section afresh ----------
+
+asked_names = st.sampled_from(
+    ["Subject", "subject", "SUBJECT", "From", "To", "Received", "received", "X-A", "Message-ID"]
+)
+asked_values = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=12).filter(
+        lambda v: "\r" not in v and "\n" not in v
+    ),
+    st.sampled_from(["=?utf-8?q?Gr=C3=BC=C3=9Fe?=", "a@example.org", "Ann <a@example.org>"]),
+    st.sampled_from(["<1@example.org>", "\tindented", " spaced "]),
+)
+
+
+@given(
+    fields=st.lists(st.tuples(asked_names, asked_values), max_size=8),
+    odd=st.booleans(),
+    questions=st.lists(
+        st.tuples(st.sampled_from(["[]", "get_all", "get", "in"]), asked_names), max_size=20
+    ),
+)
+def test_header_answers_kept_are_the_ones_decoded_afresh(
+    fields: list[tuple[str, str]], odd: bool, questions: list[tuple[str, str]]
+) -> None:
+    from mailsim_runtime.mail import _RAW_HEADER_PARSER, _decode_header
+
+    # An 8-bit header leaves the section to the compat32 parser; else it is split in place.
+    lines = [f"{name}: {value}" for name, value in fields] + (["X-8bit: \xe9"] if odd else [])
+    data = ("\r\n".join(lines) + "\r\n\r\nbody\r\n").encode("latin-1")
+    message = MailRequest(None, "s@example.org", "r@example.org", data)
+    parsed = _RAW_HEADER_PARSER.parsebytes(data, headersonly=True)
+    for how, name in questions:  # in any order, each name asked any number of times
+        expected = [_decode_header(name, str(raw)) for raw in parsed.get_all(name, [])]
+        if how == "[]":
+            assert message[name] == (expected[0] if expected else None)
+        elif how == "get_all":
+            assert message.get_all(name) == expected
+        elif how == "get":
+            assert message.get(name, "none") == (expected[0] if expected else "none")
+        else:
+            assert (name in message) == bool(expected)
+
+
+def test_kept_header_values_give_the_garbage_collector_nothing_to_walk() -> None:
+    import gc
+
+    message = request(b"Subject: hi\r\nFrom: a@example.org\r\nTo: b@example.org\r\n\r\nb\r\n")
+    assert (message["Subject"], message["From"], message["X-Absent"]) == (
+        "hi",
+        "a@example.org",
+        None,
+    )
+    assert message.get_all("To") == ["b@example.org"]
+    assert not gc.is_tracked(message._decoded)  # strings and the empty tuple only
+
+
+@given(
+    name=st.sampled_from(["Subject", "References", "In-Reply-To", "X-Any", "Comments"]),
+    raw=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+    | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=40)
+    | st.builds(lambda a, b: f"{a}=?{b}", st.text(max_size=5), st.text(max_size=5))
+    | st.sampled_from([" spaced ", "\tindented", "form\x0cfeed", "a\r\n b", "caf\u00e9"]),
+)
+def test_plain_unstructured_values_are_what_the_registry_returns(name: str, raw: str) -> None:
+    from mailsim_runtime.mail import _decode_header
+
+    try:
+        expected = str(email.policy.default.header_fetch_parse(name, raw))
+    except Exception:  # a value the registry cannot take is not a fast-path case
+        return
+    assert _decode_header(name, raw) == expected
+    assert _decode_header(name, raw) == expected  # the second time too
+
+
+@given(
+    raw=st.builds(
+        lambda before, address, after: f"{before}{address}{after}",
+        st.sampled_from(["", "<", "<<", " <", "x <", "(c) <", "<a@b.example> <"]),
+        addr_specs,
+        st.sampled_from(["", ">", ">>", "> ", "> (c)", ">x", "> <c@d.example>"]),
+    )
+)
+def test_plain_message_ids_are_what_the_registry_returns(raw: str) -> None:
+    from mailsim_runtime.mail import _decode_header
+
+    try:
+        expected = str(email.policy.default.header_fetch_parse("Message-ID", raw))
+    except Exception:  # a value the registry cannot take is not a fast-path case
+        return
+    assert _decode_header("Message-ID", raw) == expected
+    assert _decode_header("Message-ID", raw) == expected  # the second time too

@@ -164,8 +164,12 @@ class App:
 
     def deliver(self, message: MailRequest) -> Delivery:
         """Route *message* to its recipient's handlers with this app current."""
-        with self.bound():
+        # What ``with self.bound():`` does, without a generator per message.
+        token = _current.set(self)
+        try:
             return self.router.deliver(message)
+        finally:
+            _current.reset(token)
 
     def accepts(self, address: str) -> bool:
         """Whether to take mail for *address*: the receiver's question at RCPT.

@@ -39,10 +39,22 @@ _LIST_HEADERS = (
 )
 
 
+# Every header the rules below read, lower-cased: a message with none of them
+# (most mail) passes each rule, which one look at its header names tells.
+_WATCHED = frozenset(name.lower() for name in ("Auto-Submitted", "Precedence", *_LIST_HEADERS))
+
+
 def auto_reply_refusal(message: MailRequest) -> str | None:
     """Why RFC 3834 forbids an automatic reply to *message*, or None if it allows one."""
     if not message.sender:
         return "the envelope sender is null (<>): never answer a bounce"
+    if not message._has_any(_WATCHED):
+        return None
+    return _header_refusal(message)
+
+
+def _header_refusal(message: MailRequest) -> str | None:
+    """Why the headers of *message* forbid an automatic reply, or None."""
     auto_submitted = (message["Auto-Submitted"] or "no").split(";")[0].strip().lower()
     if auto_submitted != "no":
         return f"it is Auto-Submitted: {auto_submitted}"

@@ -45,16 +45,20 @@ def wall_clock_text(moment: datetime, render: Callable[[datetime], str]) -> str:
     """``render(moment)``, kept for recent moments: formatting a date costs
     microseconds, and the same moment is formatted again and again.
 
-    *render* must read only the wall-clock time and the UTC offset, as
-    ``format_datetime`` and ``strftime`` (without ``%Z``) do. Two aware times that
-    are equal (the same instant) with the same offset have the same wall-clock time,
-    and naive ones are equal only with the same wall-clock time, so (moment, offset)
-    is the key; except for a zone that gives no offset (compared as naive, written
-    differently) or a subclass of datetime (which may write itself differently).
+    *render* must read only the wall-clock time to the second and the UTC offset,
+    as ``format_datetime`` and ``strftime`` (without ``%Z`` or ``%f``) do. Two aware
+    times that are equal (the same instant) with the same offset have the same
+    wall-clock time, and naive ones are equal only with the same wall-clock time, so
+    (moment, offset) is the key; except for a zone that gives no offset (compared
+    as naive, written differently) or a subclass of datetime (which may write itself
+    differently). The moment is keyed to the second, which is all *render* reads:
+    a real clock gives a new microsecond every time, but seldom a new second.
     """
     offset = moment.utcoffset()
     if type(moment) is not datetime or (offset is None and moment.tzinfo is not None):
         return render(moment)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0)
     return _rendered(render, moment, offset)
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, make_msgid
+from functools import lru_cache
 from types import TracebackType
 from typing import Protocol, cast
 
@@ -81,8 +82,16 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the *attempts*-th failed attempt (1 for the first)."""
-        delay = self.first * (self.factor ** max(attempts - 1, 0))
-        return min(delay, self.longest)
+        return _delay(self, attempts)
+
+
+# Every attempt asks (a delivered item's next attempt is shown too), and timedelta
+# arithmetic costs microseconds: the answer, a pure function of the frozen policy
+# and the count, is kept.
+@lru_cache(maxsize=256)
+def _delay(policy: RetryPolicy, attempts: int) -> timedelta:
+    delay = policy.first * (policy.factor ** max(attempts - 1, 0))
+    return min(delay, policy.longest)
 
 
 @dataclass
@@ -275,7 +284,7 @@ class Relay:
         if response["To"] is None:
             response["To"] = reply_address(original)
         recipients = response.recipients
-        if not all(self.reply_limit.allow(to, self.clock.now()) for to in recipients):
+        if not self._within_reply_limit(recipients):
             log.warning(
                 "not replying to %s from %r: more than %d automatic replies to %s within %s",
                 original.message_id,
@@ -289,6 +298,14 @@ class Relay:
         response["Auto-Submitted"] = "auto-replied"
         # Threading and marking leave To, Cc and Bcc as they were: the same envelope.
         return self.deliver(response, recipients=recipients)
+
+    def _within_reply_limit(self, recipients: Sequence[str]) -> bool:
+        """``all(self.reply_limit.allow(to, now) for to in recipients)``, without a
+        generator for each reply: counts a reply to each, up to the first refused."""
+        for to in recipients:  # noqa: SIM110  (a generator: a cell per call)
+            if not self.reply_limit.allow(to, self.clock.now()):
+                return False
+        return True
 
     def _prepare(
         self,
@@ -327,7 +344,7 @@ class Relay:
             targets = tuple(listed)
         if not targets:
             raise ValueError("the message has no recipients: give To, Cc, Bcc or recipients=")
-        return raw, head, Envelope(envelope_sender, targets)
+        return raw, head, _envelope(envelope_sender, targets)
 
     def _stamp(self, message: EmailMessage) -> bytes:
         # "in", not message[...] is None: the same answer, without parsing the value.
@@ -385,17 +402,25 @@ class Relay:
             else Envelope(item.envelope.sender, item.pending)
         )
         results = self._send(envelope, item)
-        missing = [r for r in item.pending if r not in results]
-        if missing:
-            raise RuntimeError(f"{self.transport!r} gave no result for {missing}")
+        # The permanent failures and the recipients to try again, in one pass.
+        failed: list[RecipientResult] = []
+        retry: list[str] = []
+        for recipient in item.pending:
+            if recipient not in results:
+                missing = _missing(item.pending, results)
+                raise RuntimeError(f"{self.transport!r} gave no result for {missing}")
+            result = results[recipient]
+            if result.permanent:
+                failed.append(result)
+            elif result.temporary:
+                retry.append(recipient)
+        waiting = tuple(retry)
         now = self.clock.now()
         item.attempts += 1
         item.results.update(results)
-        failed = [results[r] for r in item.pending if results[r].permanent]
-        waiting = tuple(r for r in item.pending if results[r].temporary)
         expired = now - item.queued_at >= self.retry.lifetime
         if expired:
-            failed += [results[r] for r in waiting]
+            failed += _results_of(waiting, results)
             waiting = ()
         item.pending = waiting
         item.next_attempt = now + self.retry.delay(item.attempts)
@@ -538,6 +563,28 @@ def _failure(result: RecipientResult, expired: bool) -> FailedRecipient:
     enhanced = _ENHANCED_STATUS.search(text)
     status = enhanced.group(0) if enhanced else f"{str(result.code)[0]}.0.0"
     return FailedRecipient(result.recipient, status, diagnostic, result.remote)
+
+
+# An application writes to the same few envelopes again and again (a reply goes back
+# to its sender), and an envelope is frozen: one is shared instead of a new one made
+# and checked for each message.
+@lru_cache(maxsize=1024)
+def _envelope(sender: str, recipients: tuple[str, ...]) -> Envelope:
+    return Envelope(sender, recipients)
+
+
+# The two below are apart from Relay._attempt_claimed: a comprehension there would
+# make a cell of results on every attempt (Python < 3.12).
+
+
+def _missing(recipients: Iterable[str], results: dict[str, RecipientResult]) -> list[str]:
+    return [r for r in recipients if r not in results]
+
+
+def _results_of(
+    recipients: Iterable[str], results: dict[str, RecipientResult]
+) -> list[RecipientResult]:
+    return [results[r] for r in recipients]
 
 
 def _id_stamp(moment: datetime) -> str:

@@ -352,7 +352,9 @@ class Router:
         for entry in self._routes:
             hit = entry.regex.match(canonical)
             if hit:
-                found.extend([Match(f, hit.groupdict()) for f in entry.functions])
+                # A loop: a comprehension would make a cell of hit on every call.
+                for function in entry.functions:
+                    found.append(Match(function, hit.groupdict()))
         return found
 
     def accepts(self, address: str) -> bool:
@@ -362,8 +364,12 @@ class Router:
         except AddressRefused:
             return False
         # bool(self.match(address)), without building the matches: every route
-        # reaches at least one function.
-        return any(entry.regex.match(canonical) for entry in self._routes)
+        # reaches at least one function. (A loop: a generator would make a cell of
+        # canonical on every call, Python < 3.12.)
+        for entry in self._routes:  # noqa: SIM110
+            if entry.regex.match(canonical):
+                return True
+        return False
 
     def explain(self, address: str) -> str:
         """Which functions *address* would reach, and why — for ``mailsim routes --test``."""
@@ -420,22 +426,29 @@ class Router:
         except AddressRefused as refused:
             self._set_aside(delivery, f"refused recipient: {refused}")
             return delivery
+        calls = delivery.calls
         stateful: dict[str, dict[str, Match]] = {}
         for found in matches:
-            spec = handler_spec(found.function)
+            function = found.function
+            spec = handler_spec(function)
             if spec is not None and spec.stateless:
-                delivery.calls.append(self._run_stateless(found, message))
+                calls.append(self._run_stateless(found, message))
             else:
-                by_state = stateful.setdefault(found.function.__module__, {})
-                by_state.setdefault(found.function.__name__, found)
+                by_state = stateful.get(function.__module__)
+                if by_state is None:
+                    by_state = stateful[function.__module__] = {}
+                by_state.setdefault(function.__name__, found)
         for module, by_state in stateful.items():
             call = self._run_state(module, by_state, message)
             if call is not None:
-                delivery.calls.append(call)
-        if not delivery.calls:
+                calls.append(call)
+        if not calls:
             self._set_aside(delivery, self._no_handler_reason(matches, message))
-        elif delivery.errors:
-            self._set_aside(delivery, f"handler failed: {delivery.errors[0]!r}")
+            return delivery
+        for call in calls:  # delivery.errors[0], without the list
+            if call.error is not None:
+                self._set_aside(delivery, f"handler failed: {call.error!r}")
+                break
         return delivery
 
     def _run_stateless(self, found: Match, message: MailRequest) -> HandlerCall:

@@ -388,3 +388,111 @@ def test_an_envelope_given_is_used_and_bcc_still_leaves_the_message() -> None:
     assert delivered["Bcc"] is None
     assert str(delivered["Message-ID"]) == "<kept@example.com>"
     assert delivered.get_all("Date") is not None and len(delivered.get_all("Date")) == 1
+
+
+# RFC 3834's checks: one look at the header names first, then the rules in full -------
+
+watched_lines = st.sampled_from(
+    [
+        "Auto-Submitted: no",
+        "auto-submitted: auto-replied",
+        "Auto-Submitted: auto-generated; x=y",
+        "Precedence: bulk",
+        "PRECEDENCE: first-class",
+        "Precedence: LIST",
+        "List-Id: <l.example.org>",
+        "list-post: <mailto:l@example.org>",
+        "List-Archive: <https://example.org>",
+        "X-Other: 1",
+        "Subject: hello",
+    ]
+)
+
+
+@given(lines=st.lists(watched_lines, max_size=4), odd=st.booleans())
+def test_the_quick_rfc3834_check_answers_as_the_rules_in_full(lines: list[str], odd: bool) -> None:
+    from mailsim_runtime.autoreply import _WATCHED, _header_refusal
+
+    # An 8-bit header leaves the section to the compat32 parser; else it is split in place.
+    head = "".join(f"{line}\r\n" for line in lines) + ("X-8bit: \xe9\r\n" if odd else "")
+    message = MailRequest(
+        "127.0.0.1", "a@example.org", "b@example.com", f"{head}\r\nx".encode("latin-1")
+    )
+    assert message._has_any(_WATCHED) == any(name in message for name in _WATCHED)
+    assert auto_reply_refusal(message) == _header_refusal(message)
+
+
+@given(
+    first=st.integers(1, 10_000),
+    factor=st.floats(1, 4),
+    longest=st.integers(1, 100_000),
+    attempts=st.integers(0, 40),
+)
+def test_retry_delays_kept_per_policy_are_the_ones_worked_out(
+    first: int, factor: float, longest: int, attempts: int
+) -> None:
+    policy = RetryPolicy(
+        first=timedelta(seconds=first), factor=factor, longest=timedelta(seconds=longest)
+    )
+    try:
+        expected = min(policy.first * (policy.factor ** max(attempts - 1, 0)), policy.longest)
+    except OverflowError:  # past what a timedelta holds: the same error either way
+        with pytest.raises(OverflowError):
+            policy.delay(attempts)
+        return
+    assert policy.delay(attempts) == expected
+    assert policy.delay(attempts) == expected  # the second time too
+
+
+def test_a_transport_that_leaves_a_recipient_out_is_an_error_that_changes_nothing() -> None:
+    class OnlyTheFirst:
+        def deliver(self, envelope: Envelope, message: bytes) -> dict[str, RecipientResult]:
+            first = envelope.recipients[0]
+            return {first: RecipientResult(first, 250, "2.0.0 OK")}
+
+    relay = Relay(OnlyTheFirst(), attempt_at_once=False)
+    item = relay.deliver(
+        MailResponse(from_="a@example.com", body="x"),
+        recipients=["b@example.org", "c@example.org", "d@example.org"],
+    )
+    with pytest.raises(RuntimeError, match=r"no result for \['c@example.org', 'd@example.org'\]"):
+        relay.run_due()
+    [kept] = relay.outbox.items()
+    assert (kept.attempts, kept.pending) == (0, item.pending)
+
+
+def test_moments_in_one_second_are_written_once_and_as_each_would_be() -> None:
+    from mailsim_runtime.clock import wall_clock_text
+
+    written: list[datetime] = []
+
+    def render(moment: datetime) -> str:
+        written.append(moment)
+        return format_datetime(moment)
+
+    base = datetime(2031, 7, 1, 12, 30, 15, tzinfo=UTC)
+    for microsecond in (0, 1, 500_000, 999_999):
+        moment = base.replace(microsecond=microsecond)
+        assert wall_clock_text(moment, render) == format_datetime(moment)
+    assert written == [base]  # once for the whole second
+    later = base + timedelta(seconds=1, microseconds=7)
+    assert wall_clock_text(later, render) == format_datetime(later)
+    assert len(written) == 2
+
+
+@given(
+    sender=st.sampled_from(["", "a@example.com", "A@Example.com"]),
+    recipients=st.lists(
+        st.sampled_from(["b@example.org", "c@example.org", "B@example.org"]), min_size=1, max_size=3
+    ),
+)
+def test_envelopes_shared_between_messages_are_the_ones_each_would_get(
+    sender: str, recipients: list[str]
+) -> None:
+    relay = Relay(FunctionTransport())
+    for _ in range(2):
+        item = relay.deliver(
+            MailResponse(from_="x@example.com", body="x"), sender=sender, recipients=recipients
+        )
+        assert item.envelope == Envelope(sender, tuple(recipients))
+        assert relay.transport.sent[-1].envelope == Envelope(sender, tuple(recipients))  # type: ignore[attr-defined]

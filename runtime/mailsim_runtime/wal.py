@@ -205,8 +205,10 @@ class WriteAheadLog:
             blob = b"".join(self._record(kind, name, data, stamp) for name, data in encoded)
             os.pwrite(fd, blob, self._position)
             self._position += len(blob)
-            if flush:
-                os.fdatasync(fd)
+        if flush:
+            # Outside the lock: flushes of several batches overlap (the disk takes
+            # them in parallel), and a checkpoint meanwhile covers this batch too.
+            os.fdatasync(fd)
 
     def _record(self, kind: RecordKind, name: bytes, data: bytes, stamp: int) -> bytes:
         head = _RECORD.pack(self._generation, stamp, kind, len(name), len(data))

@@ -210,14 +210,16 @@ def test_concurrent_sessions_share_one_flush(
 ) -> None:
     app, recorder = recording_app()
     server = receiver(app, tmp_path)
-    entered, release = threading.Event(), threading.Event()
+    writers = len(server.intake.writer._threads)  # each takes a batch while others flush
+    assert writers == 2  # a durable queue's writer overlaps two flushes
+    entered, release = threading.Semaphore(0), threading.Event()
     batches: list[int] = []
     push_many = server.queue.push_many
 
     def held_push_many(messages: list[bytes]) -> list[str]:
         batches.append(len(messages))
-        if len(batches) == 1:
-            entered.set()
+        if len(batches) <= writers:
+            entered.release()
             release.wait(10)
         return push_many(messages)
 
@@ -228,19 +230,20 @@ def test_concurrent_sessions_share_one_flush(
             client.sendmail("s@client.example", [f"u{number}@{DOMAIN}"], message(f"m {number}"))
 
     with server:
-        first = threading.Thread(target=send, args=(0,))
-        first.start()
-        assert entered.wait(5)
-        others = [threading.Thread(target=send, args=(n,)) for n in range(1, 9)]
+        first = [threading.Thread(target=send, args=(n,)) for n in range(writers)]
+        for thread in first:
+            thread.start()
+            assert entered.acquire(timeout=5)  # one writer held per message
+        others = [threading.Thread(target=send, args=(n,)) for n in range(writers, 8 + writers)]
         for thread in others:
             thread.start()
-        # The eight wait behind the held flush: they all go in the next one.
+        # The eight wait behind the held flushes: they all go in the next one.
         wait_until(lambda: server.intake.writer._jobs.qsize() == 8)
         release.set()
-        for thread in [first, *others]:
+        for thread in [*first, *others]:
             thread.join(10)
-        recorder.wait_for(9)
-    assert batches[:2] == [1, 8]
+        recorder.wait_for(8 + writers)
+    assert batches[: writers + 1] == [1] * writers + [8]
 
 
 @pytest.mark.skipif(not syncfs_available(), reason="syncfs(2) is not available here")

@@ -323,3 +323,14 @@ def test_the_writer_checkpoints_when_one_falls_due_with_no_traffic(tmp_path: Pat
         writer.close()
         queue.close()
     assert not log.path.exists()
+
+
+def test_every_writer_thread_stops_on_close_after_finishing_its_work(tmp_path: Path) -> None:
+    queue = MaildirQueue(tmp_path / "q", sync="wal")
+    writer = GroupCommitWriter(queue, threads=3).start()
+    stored = [writer.store(message(n)) for n in range(20)]
+    writer.close(timeout=10)
+    assert not any(thread.is_alive() for thread in writer._threads)
+    keys = [future.result(0) for future in stored]
+    assert [queue.get(key) for key in keys] == [message(n) for n in range(20)]
+    queue.close()

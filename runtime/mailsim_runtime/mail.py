@@ -447,6 +447,23 @@ class MailRequest:
             return found
         return found[0] if found else None
 
+    def _values_or_empty(self, names: tuple[tuple[str, str], ...]) -> list[str]:
+        """``[self[name] or "" for name, _ in names]``, each *names* pair a header name
+        and its lower-cased key: the world asks four at a time for every message it
+        delivers (see :mod:`mailsim.world.transcript`), and one call here does it
+        without a method call and a ``lower()`` for each."""
+        decoded = self._decoded
+        values: list[str] = []
+        for name, key in names:
+            found = decoded.get(key)
+            if found is None:
+                found = self._decode(name, key)
+            if isinstance(found, str):
+                values.append(found)
+            else:
+                values.append((found[0] or "") if found else "")
+        return values
+
     def __contains__(self, name: str) -> bool:
         head = self._head if self._head is not None else self._headers
         if isinstance(head, tuple):
@@ -759,7 +776,14 @@ class MailResponse:
         data = text.encode("ascii")
         if not _all_field_names([name for name, _ in headers]):
             return data, None
-        fields = tuple([(name, value.lstrip(" \t")) for name, value in headers])
+        # The parser drops the blanks after the colon. Values seldom begin with one,
+        # and then each (name, value) pair is already the field: kept as it is,
+        # rather than a new tuple and a new string for every header of every message.
+        fields = tuple(headers)
+        for _, value in headers:
+            if value.startswith((" ", "\t")):
+                fields = tuple([(name, value.lstrip(" \t")) for name, value in headers])
+                break
         return data, fields + _PLAIN_CONTENT_FIELDS
 
     def _is_plain_ascii(self) -> bool:

@@ -704,3 +704,49 @@ def test_plain_message_ids_are_what_the_registry_returns(raw: str) -> None:
         return
     assert _decode_header("Message-ID", raw) == expected
     assert _decode_header("Message-ID", raw) == expected  # the second time too
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a@example.org", "b@example.org", "hi"],  # no leading blank: the pairs kept as they are
+        ["a@example.org", "b@example.org", " \thi"],  # a later one with blanks: all made anew
+        ["\ta@example.org", "b@example.org", "hi "],
+    ],
+)
+def test_the_known_head_is_the_split_with_or_without_leading_blanks(values: list[str]) -> None:
+    from mailsim_runtime.mail import _plain_header_fields
+
+    response = MailResponse(body="x")
+    for name, value in zip(["To", "From", "Subject"], values, strict=True):
+        response[name] = value
+    data, head = response.wire_form()
+    assert head is not None
+    assert list(head) == _plain_header_fields(data)
+    assert [value for _, value in head[:3]] == [value.lstrip(" \t") for value in values]
+
+
+@given(
+    headers=st.lists(st.tuples(response_names, response_values), max_size=7),
+    body=response_bodies,
+    asked=st.lists(st.sampled_from(["From", "subject", "Message-ID", "In-Reply-To"]), max_size=3),
+)
+def test_values_or_empty_is_each_value_asked_for_or_empty(
+    headers: list[tuple[str, str]], body: str | None, asked: list[str]
+) -> None:
+    written = wire_form(built_response(headers, body))
+    if written is None:
+        return
+    data, head = written
+    names = ("From", "Subject", "Message-ID", "In-Reply-To", "To", "X-Absent")
+    pairs = tuple((name, name.lower()) for name in names)
+    requests = [MailRequest(None, "s@example.org", "r@example.org", data)]
+    if head is not None:
+        requests.append(MailRequest.with_head(None, "s@example.org", "r@example.org", data, head))
+    for request in requests:
+        for name in asked:  # some answers already kept, some not
+            request[name]
+        expected = [MailRequest(None, "s", "r", data)[name] or "" for name in names]
+        assert request._values_or_empty(pairs) == expected
+        assert request._values_or_empty(pairs) == expected  # and again, from what was kept
+        assert [request[name] or "" for name in names] == expected

@@ -38,13 +38,12 @@ class LockedFile:
             raise ValueError(f"{self.path} is closed")
         return self._fd
 
-    def close(self, *, remove: bool = True) -> None:
-        """Drop the lock (and the file, unless *remove* is false)."""
+    def close(self) -> None:
+        """Remove the file and drop the lock."""
         if self._fd is None:
             return
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
         os.close(self._fd)
         self._fd = None
 

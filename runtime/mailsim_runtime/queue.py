@@ -275,7 +275,8 @@ class MaildirQueue:
         are not flushed at all, and the batch is appended to the write-ahead log
         instead (:mod:`mailsim_runtime.wal`). Nothing is stored if any write fails.
         """
-        logged = self.durable and self.sync == "wal" and self.log().fits(sum(map(len, messages)))
+        wal = self.log() if self.durable and self.sync == "wal" else None
+        logged: list[tuple[str, bytes]] = []  # the batch, when the log takes it
         written: list[tuple[str, Path]] = []
         handles = []
         try:
@@ -290,6 +291,9 @@ class MaildirQueue:
                     handle.truncate()  # what is left of a spare file's last message
                 for handle in handles:
                     handle.flush()
+                if wal is not None:
+                    batch = [(key, data) for (key, _), data in zip(written, messages, strict=True)]
+                    logged = batch if wal.fits(batch) else []
                 if self.durable and not logged:
                     # All written first, then fsync'd at the same time: the
                     # filesystem joins concurrent fsyncs into one journal commit,
@@ -300,11 +304,9 @@ class MaildirQueue:
                     handle.close()
             for key, temporary in written:
                 os.rename(temporary, self.path / "new" / key)
-            if logged:
+            if wal is not None and logged:
                 # After the renames: a checkpoint that starts later covers them.
-                self.log().store(
-                    [(key, data) for (key, _), data in zip(written, messages, strict=True)]
-                )
+                wal.store(logged)
         except BaseException:
             for key, temporary in written:
                 with contextlib.suppress(FileNotFoundError):

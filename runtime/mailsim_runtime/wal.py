@@ -170,10 +170,10 @@ class WriteAheadLog:
         crc = zlib.crc32(packed[: _HEADER.size - 4])
         os.pwrite(self._file.fd, _HEADER.pack(*fields, crc), 0)
 
-    def fits(self, size: int) -> bool:
-        """Whether a batch of messages of *size* bytes in all can be logged at all
-        (a bigger one is flushed file by file instead)."""
-        return size + 64 * (_PREFIX.size + _RECORD.size) <= self.size - _HEADER_SIZE
+    def fits(self, entries: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether *entries* (key, data) can be logged at all (a bigger batch is
+        flushed file by file instead)."""
+        return _logged_size(_encoded(entries)) <= self.size - _HEADER_SIZE
 
     def store(self, messages: Sequence[tuple[str, bytes]]) -> None:
         """Log *messages* (key, bytes) and flush the log: once this returns they
@@ -188,8 +188,8 @@ class WriteAheadLog:
     def _append(
         self, kind: RecordKind, entries: Iterable[tuple[str, bytes]], *, flush: bool
     ) -> None:
-        encoded = [(key.encode("utf-8", "surrogateescape"), data) for key, data in entries]
-        size = sum(_PREFIX.size + _RECORD.size + len(name) + len(data) for name, data in encoded)
+        encoded = _encoded(entries)
+        size = _logged_size(encoded)
         if not encoded:
             return
         if size > self.size - _HEADER_SIZE:
@@ -251,6 +251,15 @@ class WriteAheadLog:
             if self._position > _HEADER_SIZE:
                 self._checkpoint()
             self._file.close()
+
+
+def _encoded(entries: Iterable[tuple[str, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(key.encode("utf-8", "surrogateescape"), data) for key, data in entries]
+
+
+def _logged_size(encoded: Sequence[tuple[bytes, bytes]]) -> int:
+    """The bytes the records of *encoded* (key, data) take in a log."""
+    return sum(_PREFIX.size + _RECORD.size + len(name) + len(data) for name, data in encoded)
 
 
 def read_log(path: Path) -> LogContents:

@@ -118,8 +118,7 @@ def test_a_record_damaged_by_a_crash_ends_the_log(tmp_path: Path, damage: str) -
 
 def read_size(log: WriteAheadLog) -> int:
     """Where the next record of *log* will go."""
-    records = read_log(log.path).records
-    return 4096 + sum(32 + len(r.key) + len(r.data) for r in records)
+    return log._position
 
 
 def test_a_torn_header_means_nothing_was_left_unflushed(tmp_path: Path) -> None:
@@ -138,9 +137,15 @@ def test_a_full_log_is_checkpointed_before_it_overflows(tmp_path: Path) -> None:
     assert log.checkpoints >= 1 and flushes.calls == log.checkpoints
     keys = [r.key for r in read_log(log.path).records]
     assert keys and keys == [f"k{n}" for n in range(40 - len(keys), 40)]
+    room = log.size - 4096 - 32 - 4  # all after the header, less one record head and key
+    huge = [("huge", b"x" * (room + 1))]
+    assert not log.fits(huge)
     with pytest.raises(ValueError, match="do not fit"):
-        log.store([("huge", message(0, size=20 * 1024))])
-    assert not log.fits(20 * 1024) and log.fits(1024)
+        log.store(huge)
+    just = [("just", b"x" * room)]
+    assert log.fits(just)
+    log.store(just)
+    assert [r.data for r in read_log(log.path).records] == [just[0][1]]
 
 
 def test_a_checkpoint_falls_due_after_the_first_record_since_the_last(tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ class App:
     Only *handlers* is required; every other part has a development default (an
     in-memory state store, a transport that only records, the system clock).
     *compiled_templates* is a Jinja bytecode cache that apps with the same templates
-    share, so that each compiles a template only when none of them has yet.
+    share, so that each compiles a template (a file, or a header template string)
+    only when none of them has yet.
     """
 
     def __init__(

@@ -163,8 +163,21 @@ class Views:
         if template is None:
             if len(self._header_templates) >= HEADER_TEMPLATES_KEPT:
                 self._header_templates.clear()
-            template = self._header_templates[source] = self._strings.from_string(source)
+            template = self._header_templates[source] = self._compile_header(source)
         return template
+
+    def _compile_header(self, source: str) -> jinja2.Template:
+        strings = self._strings
+        shared = self.environment.bytecode_cache
+        if shared is None:
+            return strings.from_string(source)
+        # Apps built from one AppTemplate share its cache: each header string is
+        # compiled once for all of them. The source is its own key.
+        bucket = shared.get_bucket(strings, source, None, source)
+        if bucket.code is None:
+            bucket.code = strings.compile(source)
+            shared.set_bucket(bucket)
+        return strings.template_class.from_code(strings, bucket.code, strings.make_globals(None))
 
     # Introspection --------------------------------------------------------------
 

@@ -80,3 +80,34 @@ def test_apps_sharing_compiled_templates_compile_each_template_once(tmp_path: Pa
         == "Goodbye d\n"
     )
     assert cache.compiled == 2
+
+
+def test_apps_sharing_compiled_templates_compile_each_header_string_once(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("Hello\n")
+    cache = CountingBytecodeCache()
+    apps = [App([fsm], templates=tmp_path, compiled_templates=cache) for _ in range(3)]
+    subjects = [
+        app.views.respond(
+            {"name": name},
+            text="hello.txt",
+            to="a@example.org",
+            from_="b@x",
+            subject="Hi {{ name }}",
+        )["Subject"]
+        for app, name in zip(apps, "abc", strict=True)
+    ]
+    assert subjects == ["Hi a", "Hi b", "Hi c"]
+    # hello.txt and the Subject template: each compiled once, then reused by two apps;
+    # the literal To and From templates likewise.
+    assert (cache.compiled, cache.reused) == (4, 8)
+    assert (
+        apps[2].views.respond(
+            {"name": "d"},
+            text="hello.txt",
+            to="a@example.org",
+            from_="b@x",
+            subject="Bye {{ name }}",
+        )["Subject"]
+        == "Bye d"
+    )
+    assert cache.compiled == 5

@@ -195,9 +195,18 @@ class World:
         return f"<{next(self._ids):06d}.{self.seed}.mailsim@{domain}>"
 
     def mailbox(self, address: str) -> Mailbox:
-        """The person at *address* (created on first use)."""
+        """The person at *address* (created on first use).
+
+        The address must be one mail can be delivered to: :class:`ValueError` says why
+        not (an internationalized address, RFC 6531, is not routed; ``post`` can
+        still send from one).
+        """
         key = address.lower()
         if key not in self._mailboxes:
+            try:
+                canonical_address(address)
+            except AddressRefused as refused:
+                raise ValueError(f"no person can live at {address!r}: {refused}") from None
             domain = key.rpartition("@")[2]
             if domain in self.app.domains:
                 raise ValueError(

@@ -65,6 +65,7 @@ class _WirePolicy(email.policy.EmailPolicy):
 
 # CRLF line ends, lines folded at 78.
 _WIRE_POLICY = _WirePolicy(linesep="\r\n")
+_UTF8_WIRE_POLICY = _WIRE_POLICY.clone(utf8=True)
 # The legacy API reads and writes plain ASCII headers several times faster than the
 # header registry; it is used only where its result is the same (see below).
 _RAW_HEADER_PARSER = BytesHeaderParser(policy=email.policy.compat32)
@@ -339,6 +340,27 @@ def _lowered(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple([name.lower() for name in names])
 
 
+# Headers whose values are message identifiers (RFC 5322 §3.6.4).
+_IDENTIFIER_HEADERS = frozenset({"message-id", "in-reply-to", "references", "resent-message-id"})
+
+
+def _needs_utf8_headers(message: EmailMessage) -> bool:
+    """Whether *message* must be internationalized mail (RFC 6532), its headers in
+    UTF-8: when an address or a message identifier in it is not ASCII. RFC 2047 may
+    not encode those (the standard library would, or fail): the mail could not be
+    answered. Such mail travels only where SMTPUTF8 is offered."""
+    for name, value in message.items():
+        if value.isascii():
+            continue
+        if name.lower() in _IDENTIFIER_HEADERS:
+            return True
+        if isinstance(value, AddressHeader) and not all(
+            address.addr_spec.isascii() for address in value.addresses
+        ):
+            return True
+    return False
+
+
 class MailRequest:
     """A message as delivered to one recipient.
 
@@ -528,7 +550,10 @@ class MailRequest:
             else:
                 found = tuple(self._decode_all(name, _values_of(fields, keys, key)))
         else:
-            values = self._decode_all(name, [str(raw) for raw in head.get_all(name, [])])
+            # raw_items(), not get_all(): compat32 wraps a value holding 8-bit bytes
+            # (UTF-8 headers, RFC 6532) in a Header whose str() replaces them.
+            raws = [raw for field, raw in head.raw_items() if field.lower() == key]
+            values = self._decode_all(name, raws)
             found = values[0] if len(values) == 1 else tuple(values)
         self._decoded[key] = found
         return found
@@ -746,7 +771,9 @@ class MailResponse:
             if plain is not None:
                 return plain
             return self._legacy_message().as_bytes(policy=_LEGACY_WIRE_POLICY), None
-        return self.to_message().as_bytes(policy=_WIRE_POLICY), None
+        message = self.to_message()
+        policy = _UTF8_WIRE_POLICY if _needs_utf8_headers(message) else _WIRE_POLICY
+        return message.as_bytes(policy=policy), None
 
     def _plain_wire(self) -> tuple[bytes, HeaderFields | None] | None:
         """What :meth:`_legacy_message` gives on the wire, written directly, when

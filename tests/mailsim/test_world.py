@@ -246,6 +246,29 @@ def test_people_cannot_live_in_the_apps_domain() -> None:
         world().host("app.example.com")
 
 
+def test_a_person_needs_an_address_mail_can_reach() -> None:
+    with pytest.raises(
+        ValueError, match=r"no person can live at 'jos\u00e9@example\.org': .*local part"
+    ):
+        world().mailbox("jos\u00e9@example.org")
+
+
+def test_mail_from_an_internationalized_address_goes_through_the_world() -> None:
+    w = world()
+    bob = w.mailbox("bob@example.net")
+    sender = "jos\u00e9@ex\u00e4mple.org"
+    w.post(
+        sender,
+        ["forward-bob-at-example.net@app.example.com"],
+        MailResponse(
+            to="forward-bob-at-example.net@app.example.com", from_=sender, subject="Ol\u00e1"
+        ),
+    )
+    assert bob.expect(subject="Ol\u00e1", sender="forwarder@app.example.com")
+    arrived = w.transcript.messages[0]
+    assert (arrived.sender, arrived.from_header) == (sender, sender)
+
+
 def test_state_expectations_explain_themselves() -> None:
     from sample_handlers import fsm
 

@@ -194,6 +194,50 @@ def test_long_display_names_round_trip() -> None:
     assert request(response.as_bytes()).msg["From"].addresses[0].display_name == name
 
 
+UTF8_HEAD = (
+    "From: Jos\u00e9 <jos\u00e9@ex\u00e4mple.org>\r\n"
+    "To: a@example.org, b@example.org\r\n"
+    "Subject: caf\u00e9 cr\u00e8me\r\n"
+    "X-Note: one\r\n"
+    "X-Note: deux \u00e9t\u00e9\r\n"
+).encode() + b"X-Broken: \xff\xfe ok\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize("name", ["From", "To", "Subject", "X-Note", "X-Broken"])
+def test_utf8_header_values_read_as_the_standard_library_reads_them(name: str) -> None:
+    # RFC 6532 mail carries its headers in UTF-8; bytes that are not UTF-8 become
+    # replacement characters, as policy.default gives them.
+    parsed = BytesParser(policy=email.policy.default).parsebytes(UTF8_HEAD)
+    assert request(UTF8_HEAD).get_all(name) == [str(value) for value in parsed.get_all(name)]
+
+
+def test_utf8_header_values_are_decoded() -> None:
+    message = request(UTF8_HEAD)
+    assert message["Subject"] == "caf\u00e9 cr\u00e8me"
+    assert message.get_all("X-Note") == ["one", "deux \u00e9t\u00e9"]
+
+
+def test_an_internationalized_address_is_written_as_utf8_mail() -> None:
+    response = MailResponse(
+        to="jos\u00e9@ex\u00e4mple.org", from_="a@example.org", subject="caf\u00e9", body="b"
+    )
+    data = response.as_bytes()
+    # The address has no ASCII form, so the header is UTF-8 (RFC 6532); the Subject
+    # can still be an encoded-word, and is.
+    assert "To: jos\u00e9@ex\u00e4mple.org\r\n".encode() in data
+    assert b"Subject: =?utf-8?" in data
+    parsed = request(data)
+    assert parsed["To"] == "jos\u00e9@ex\u00e4mple.org"
+    assert parsed["Subject"] == "caf\u00e9"
+
+
+def test_an_internationalized_message_id_is_written_as_utf8_mail() -> None:
+    response = MailResponse(to="a@example.org", from_="b@example.org", body="b")
+    response["Message-ID"] = "<1@ex\u00e4mple.org>"
+    assert "Message-ID: <1@ex\u00e4mple.org>\r\n".encode() in response.as_bytes()
+    assert request(response.as_bytes()).message_id == "<1@ex\u00e4mple.org>"
+
+
 atoms = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}", fullmatch=True)
 addr_specs = st.builds(lambda a, b, c: f"{a}.{b}@{c}.example", atoms, atoms, atoms)
 raw_values = st.one_of(

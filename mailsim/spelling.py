@@ -17,7 +17,7 @@ import bisect
 import difflib
 import html
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -156,15 +156,7 @@ class SpellChecker:
                 f"no spelling dictionary for language {language!r} "
                 f"(installed: {installed}); {_INSTALL_HINT}"
             ) from error
-        # enchant's URL and address filters are a backstop for the masking in
-        # _checkable(); its WikiWordFilter is left out because it also swallows every
-        # all-caps word of four letters or more, so a typo in a shouted heading passed.
-        filters = [enchant.tokenize.URLFilter, enchant.tokenize.EmailFilter]
-        try:
-            self._tokenizer: Any = enchant.tokenize.get_tokenizer(language, filters=filters)
-        except enchant.tokenize.TokenizerNotFoundError:
-            # Only English and German have tokenizers; English splits any Latin script.
-            self._tokenizer = enchant.tokenize.get_tokenizer("en", filters=filters)
+        self._tokenizer = _tokenizer_for(language)
         self.language = language
         self.max_suggestions = max_suggestions
         entries = [(word, "words") for word in words]
@@ -282,6 +274,71 @@ class SpellChecker:
             ranked = dict.fromkeys([*(project[w] for w in close), *self._dict.suggest(word)])
             self._suggestions[word] = tuple(ranked)[: self.max_suggestions]
         return self._suggestions[word]
+
+
+# Tokenizing ---------------------------------------------------------------------------
+
+_Tokenizer = Callable[[str], Iterable[tuple[str, int]]]
+
+
+def _tokenizer_for(language: str) -> _Tokenizer:
+    """The word splitter for *language*: enchant's, or :func:`_tokenize_english` for English.
+
+    enchant's URL and address filters are a backstop for the masking in _checkable();
+    its WikiWordFilter is left out because it also swallows every all-caps word of four
+    letters or more, so a typo in a shouted heading passed.
+    """
+    import enchant.tokenize
+    import enchant.tokenize.en
+
+    filters = [enchant.tokenize.URLFilter, enchant.tokenize.EmailFilter]
+    try:
+        tokenizer: _Tokenizer = enchant.tokenize.get_tokenizer(language, filters=filters)
+    except enchant.tokenize.TokenizerNotFoundError:
+        # Only English and German have tokenizers; English splits any Latin script.
+        tokenizer = enchant.tokenize.get_tokenizer("en", filters=filters)
+    # get_tokenizer() puts the language's splitter last, as _split. Should that internal
+    # detail change, the check fails and enchant's own (slower) tokenizer is kept.
+    if getattr(tokenizer, "_split", None) is enchant.tokenize.en.tokenize:
+        return _tokenize_english
+    return tokenizer  # German joins words at "-" and "." and not at "'"
+
+
+# enchant's English tokenizer is pure Python, 7-12 µs a word: most of the time spent
+# checking templates. _tokenize_english yields exactly the same (word, offset)
+# pairs (tests/mailsim/test_spelling.py compares them on generated text), doing the
+# common ASCII case with str methods and regular expressions and handing any chunk with
+# other characters to enchant (its letters are str.isalpha() plus combining marks).
+# Like enchant, it splits the text at whitespace (for _CHUNK's \S, what is not
+# str.isspace()), strips punctuation from either end of each chunk (a chunk of nothing
+# else is dropped), skips chunks that look like URLs or addresses (enchant's URLFilter
+# and EmailFilter), and finds the words in the rest: letters joined by apostrophes.
+_STRIP_START = "\"'`(["
+_STRIP_END = "\"'`]).!,?;:"
+_URL_OR_ADDRESS = re.compile(r"[a-zA-Z]+://[^\s]|.+@[^.].*\.[a-z]{2,}$")
+_ASCII_WORD = re.compile(r"[A-Za-z](?:[A-Za-z']*[A-Za-z])?")
+
+
+def _tokenize_english(text: str) -> Iterator[tuple[str, int]]:
+    """The words of *text* and their offsets, as enchant's English tokenizer finds them."""
+    from enchant.tokenize.en import tokenize as enchant_english
+
+    for chunk in _CHUNK.finditer(text):
+        raw = chunk[0]
+        stripped = raw.lstrip(_STRIP_START)
+        start = chunk.start() + len(raw) - len(stripped)
+        stripped = stripped.rstrip(_STRIP_END)
+        if not stripped:
+            continue
+        if stripped.isascii():
+            if stripped.isalpha():  # the usual case: one plain word
+                yield stripped, start
+            elif not _URL_OR_ADDRESS.match(stripped):
+                for word in _ASCII_WORD.finditer(stripped):
+                    yield word[0], start + word.start()
+        elif not _URL_OR_ADDRESS.match(stripped):
+            for token, offset in enchant_english(stripped):
+                yield token, start + offset
 
 
 # Masking: what is not prose becomes spaces (newlines kept), so offsets stay true. ------

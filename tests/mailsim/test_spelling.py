@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import enchant.tokenize
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mailsim_runtime.mail import MailRequest, MailResponse
 from mailsim_runtime.view import Views
 
@@ -20,6 +23,8 @@ from mailsim.spelling import (
     SpellChecker,
     SpellingError,
     SpellingSetupError,
+    _tokenize_english,
+    _tokenizer_for,
     assert_spelled_correctly,
     kind_for,
 )
@@ -320,6 +325,91 @@ def test_assert_spelled_correctly_passes_on_clean_input(checker: SpellChecker) -
 
 def test_a_finding_without_suggestions_says_so() -> None:
     assert str(Finding("a.txt", 2, 1, "zzzq", ())) == "a.txt:2: zzzq → (no suggestions)"
+
+
+# Tokenizing: the fast English tokenizer against enchant's own ---------------------
+
+ENCHANT_ENGLISH = enchant.tokenize.get_tokenizer(
+    "en", filters=[enchant.tokenize.URLFilter, enchant.tokenize.EmailFilter]
+)
+
+
+def enchant_tokens(text: str) -> list[tuple[str, int]]:
+    return list(ENCHANT_ENGLISH(text))
+
+
+def fast_tokens(text: str) -> list[tuple[str, int]]:
+    return list(_tokenize_english(text))
+
+
+# Whitespace as str.isspace() sees it (incl. \x1c-\x1f, NEL, NBSP, ideographic space),
+# and characters that look like it but are not (zero-width space, BOM, Mongolian vowel
+# separator).
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2003\u2028\u2029\u202f\u3000"
+NOT_WHITESPACE = "\u200b\ufeff\u180e"
+# Letters, digits, the apostrophe and what enchant strips from either end of a chunk,
+# URL and address punctuation, non-ASCII letters, combining marks (U+0301, U+0308,
+# U+20DD), the typographic apostrophe, and non-ASCII digits and numbers (not letters).
+TRICKY = (
+    "abzAZ09'\"`([]).!,?;:/@._-"
+    + WHITESPACE
+    + NOT_WHITESPACE
+    + "éßΩяǅʰ中\u0301\u0308\u20dd\u2019½²٣"
+)
+pieces = st.one_of(
+    st.text(alphabet=TRICKY, max_size=12),
+    st.sampled_from(WHITESPACE),
+    st.from_regex(r"[(\"'`]?[a-zA-Z]{1,4}:/{0,3}[a-z.'@]{0,6}[).,'\"]?", fullmatch=True),
+    st.from_regex(r"[(\"'`]?[a-z.']{0,4}@[a-z.]{0,5}\.[a-zA-Z]{1,3}[).,'\"]?", fullmatch=True),
+    st.sampled_from(["http://", "mailto:", "www.", "@", "'", "''", "don't", "x@y.org"]),
+    st.text(max_size=6),  # anything at all
+)
+
+
+@settings(max_examples=1000)
+@given(st.lists(pieces, max_size=12).map("".join))
+def test_the_fast_tokenizer_finds_exactly_what_enchant_finds(text: str) -> None:
+    assert fast_tokens(text) == enchant_tokens(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("don't", [("don't", 0)]),
+        ("'quoted' (words), [here]!", [("quoted", 1), ("words", 10), ("here", 19)]),
+        ("rock'n'roll", [("rock'n'roll", 0)]),
+        ("abc123def", [("abc", 0), ("def", 6)]),
+        ("the dogs'' bones", [("the", 0), ("dogs", 4), ("bones", 11)]),
+        ("a '' b ''' ( ) ' c", [("a", 0), ("b", 5), ("c", 17)]),
+        ("see http://example.com/x, or (https://a.b).", [("see", 0), ("or", 26)]),
+        ("ftp:// x", [("ftp", 0), ("x", 7)]),  # nothing after "//": not a URL
+        ("mail bob@example.org. or", [("mail", 0), ("or", 22)]),
+        # enchant strips no "<" or ">", so this is no address to it (_not_prose() masks it).
+        ("<bob@example.org>", [("bob", 1), ("example", 5), ("org", 13)]),
+        ("bob@example.COM", [("bob", 0), ("example", 4), ("COM", 12)]),
+        ("café naïve Straße", [("café", 0), ("naïve", 5), ("Straße", 11)]),
+        ("cafe\u0301 \u0301x", [("cafe\u0301", 0), ("x", 7)]),
+        ("a\xa0b\u200bc", [("a", 0), ("b", 2), ("c", 4)]),
+        ("it\u2019s", [("it", 0), ("s", 3)]),
+    ],
+)
+def test_tokenizer_examples(text: str, expected: list[tuple[str, int]]) -> None:
+    assert enchant_tokens(text) == expected
+    assert fast_tokens(text) == expected
+
+
+def test_english_and_unknown_languages_get_the_fast_tokenizer_german_gets_enchants() -> None:
+    for language in ("en", "en_US", "en-GB", "fr_FR"):  # enchant splits French as English
+        assert _tokenizer_for(language) is _tokenize_english
+    german = _tokenizer_for("de_DE")
+    assert german is not _tokenize_english
+    # German joins words at "-" and "." but not at "'".
+    assert list(german("E-Mail z.B. don't")) == [
+        ("E-Mail", 0),
+        ("z.B", 7),
+        ("don", 12),
+        ("t", 16),
+    ]
 
 
 # Setup -----------------------------------------------------------------------------

@@ -198,9 +198,11 @@ def features_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, s
     lines = [
         "## 3. The same features in the world and live",
         "",
-        f"`examples/mailinglist/features`, tags `not @world`, best of {data['rounds']}: "
-        "in this process with a fresh world per scenario, and live with `mailsim run --live` "
-        "against the example served by `mailsim serve` on loopback.",
+        f"`examples/mailinglist/features`, tags `not @world`: in this process with a fresh "
+        "world per scenario, and live with `mailsim run --live` against the example served "
+        f"by `mailsim serve` on loopback. {data['rounds']} rounds, each giving the world "
+        f"{data['world_seconds']:g} s of runs and then running the features live once; the "
+        "best time of each side.",
         "",
         "| run | scenarios | seconds per dozen | ratio |",
         "|---|---:|---:|---:|",
